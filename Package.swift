@@ -1,0 +1,56 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+let package = Package(
+    name: "onekeyd",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "onekeyd", targets: ["onekeyd"]),
+        .executable(name: "onekeyctl", targets: ["onekeyctl"]),
+        .executable(name: "onekey-bench", targets: ["OnekeyBench"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.0"),
+        .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
+    ],
+    targets: [
+        // Thin C shims: module maps over the system libraries, nothing else.
+        .systemLibrary(name: "CMosquitto", pkgConfig: "libmosquitto", providers: [.apt(["libmosquitto-dev"])]),
+        .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd", providers: [.apt(["libsystemd-dev"])]),
+        .systemLibrary(name: "CUdev", pkgConfig: "libudev", providers: [.apt(["libudev-dev"])]),
+
+        // Pure domain core: models, configuration, decoders, dedup, roster, alert desk. No I/O; clock injected.
+        .target(name: "OnekeyCore"),
+
+        // Linux I/O: syscalls, termios, libmosquitto, sd_notify/journald, udev.
+        .target(name: "OnekeyLinux", dependencies: [
+            "OnekeyCore", "CMosquitto", "CSystemd", "CUdev",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+
+        // Daemon wiring: store, gateway, services, control socket.
+        .target(name: "OnekeyDaemon", dependencies: [
+            "OnekeyCore", "OnekeyLinux",
+            .product(name: "GRDB", package: "GRDB.swift"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+
+        // onekeyctl's commands and rendering: a client of the control socket only.
+        .target(name: "OnekeyControl", dependencies: ["OnekeyCore", "OnekeyLinux"]),
+
+        .executableTarget(name: "onekeyd", dependencies: ["OnekeyDaemon"]),
+        .executableTarget(name: "onekeyctl", dependencies: ["OnekeyControl"]),
+
+        // Real-parts harness shared by integration tests and the benchmark:
+        // a mosquitto on a free loopback port, ptys, an MQTT subscriber, the built daemon.
+        .target(name: "OnekeyHarness", dependencies: ["OnekeyCore", "OnekeyLinux", "CMosquitto"]),
+
+        .executableTarget(name: "OnekeyBench", dependencies: ["OnekeyHarness", "OnekeyCore"], path: "Benchmarks/OnekeyBench"),
+
+        .testTarget(name: "OnekeyCoreTests", dependencies: ["OnekeyCore"]),
+        .testTarget(name: "OnekeydTests", dependencies: ["OnekeyHarness", "OnekeyCore", "OnekeyControl", "onekeyd", "onekeyctl"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,166 @@
+/// The configuration of CONTRACT §3, validated. Built only by `ConfigLoader`, so every value
+/// here has passed its checks and every reference (grid, member, policy, target) resolves.
+public struct GatewayConfig: Sendable, Equatable {
+    public var path: String
+    public var gateway: GatewaySettings
+    public var mqtt: MQTTSettings
+    public var dedup: DedupSettings
+    public var ports: [PortConfig]
+    public var devices: [DeviceConfig]
+    public var grids: [GridConfig]
+    public var members: [MemberConfig]
+    public var shifts: [ShiftConfig]
+    public var policies: [PolicyConfig]
+
+    public func device(id: String) -> DeviceConfig? { devices.first { $0.id == id } }
+    public func device(driver: DriverKind, address: String) -> DeviceConfig? {
+        devices.first { $0.driver == driver && $0.address == address }
+    }
+    public func grid(id: String) -> GridConfig? { grids.first { $0.id == id } }
+    public func member(id: String) -> MemberConfig? { members.first { $0.id == id } }
+    public func policy(id: String) -> PolicyConfig? { policies.first { $0.id == id } }
+}
+
+public struct GatewaySettings: Sendable, Equatable {
+    public var id: String
+    public var stateDir: String
+    public var controlSocket: String
+    public var timezone: String
+}
+
+public struct MQTTSettings: Sendable, Equatable {
+    public var host: String = "127.0.0.1"
+    public var port: Int = 1883
+    public var tls: Bool = false
+    public var caFile: String = ""
+    public var username: String = ""
+    public var passwordFile: String = ""
+    public var topicPrefix: String = "onekey/v1"
+    public var keepaliveSeconds: Int = 30
+}
+
+public struct DedupSettings: Sendable, Equatable {
+    public var repeatWindowMs: Int = 3000
+    public var pressMergeSeconds: Int = 300
+}
+
+public enum Parity: String, Sendable, Equatable { case none, even, odd }
+
+public struct PortConfig: Sendable, Equatable {
+    public var path: String
+    public var driver: DriverKind
+    public var baud: Int
+    public var parity: Parity
+    public var dataBits: Int
+    /// Line of the `[[port]]` header; 0 for ports found through udev.
+    public var line: Int
+
+    public init(path: String, driver: DriverKind, baud: Int, parity: Parity, dataBits: Int, line: Int) {
+        self.path = path; self.driver = driver; self.baud = baud; self.parity = parity; self.dataBits = dataBits; self.line = line
+    }
+}
+
+public struct DeviceConfig: Sendable, Equatable {
+    public var id: String
+    public var driver: DriverKind
+    public var address: String
+    public var grid: String
+    public var resident: String
+    public var location: String
+    public var supervisionSeconds: Int
+    /// ev1527 key nibble (one upper-case hex digit) → kind.
+    public var codes: [String: EventKind]
+
+    public static let defaultCodes: [String: EventKind] = ["8": .panic, "4": .cancel, "2": .panic, "1": .test]
+}
+
+public struct GridConfig: Sendable, Equatable {
+    public var id: String
+    public var name: String
+    public var policy: String
+}
+
+public struct MemberConfig: Sendable, Equatable {
+    public var id: String
+    public var name: String
+}
+
+public enum ShiftRole: String, Sendable, Equatable { case primary, backup }
+
+public enum Weekday: String, Sendable, CaseIterable, Equatable {
+    case sun, mon, tue, wed, thu, fri, sat
+    /// 1 = Sunday … 7 = Saturday, as Foundation's Calendar counts.
+    public var calendarIndex: Int { Weekday.allCases.firstIndex(of: self)! + 1 }
+    public init?(calendarIndex: Int) {
+        guard (1...7).contains(calendarIndex) else { return nil }
+        self = Weekday.allCases[calendarIndex - 1]
+    }
+}
+
+public struct ShiftConfig: Sendable, Equatable {
+    public var grid: String
+    public var member: String
+    public var role: ShiftRole
+    public var days: Set<Weekday>
+    /// Minutes after local midnight.
+    public var start: Int
+    public var end: Int
+
+    /// A shift whose end is not after its start runs past midnight into the next day;
+    /// start == end is a 24-hour shift.
+    public var wraps: Bool { end <= start }
+}
+
+public enum NotifyTarget: Sendable, Equatable, CustomStringConvertible {
+    case gridPrimary, gridBackup, gridAll
+    case member(String)
+
+    public init?(_ text: String) {
+        switch text {
+        case "grid:primary": self = .gridPrimary
+        case "grid:backup": self = .gridBackup
+        case "grid:all": self = .gridAll
+        default:
+            guard text.hasPrefix("member:"), text.count > 7 else { return nil }
+            self = .member(String(text.dropFirst(7)))
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .gridPrimary: return "grid:primary"
+        case .gridBackup: return "grid:backup"
+        case .gridAll: return "grid:all"
+        case .member(let m): return "member:\(m)"
+        }
+    }
+}
+
+public struct PolicyStep: Sendable, Equatable {
+    public var afterSeconds: Int
+    public var notify: [NotifyTarget]
+}
+
+public struct PolicyConfig: Sendable, Equatable {
+    public var id: String
+    public var repeatCount: Int
+    public var repeatAfterSeconds: Int
+    public var steps: [PolicyStep]
+
+    /// Used by grids that name `default` when the file defines no such policy: the primary at once,
+    /// the backup after a minute, everyone on the grid after three, the whole ladder three times.
+    public static let builtInDefault = PolicyConfig(
+        id: "default", repeatCount: 2, repeatAfterSeconds: 60,
+        steps: [PolicyStep(afterSeconds: 0, notify: [.gridPrimary]),
+                PolicyStep(afterSeconds: 60, notify: [.gridBackup]),
+                PolicyStep(afterSeconds: 180, notify: [.gridAll])])
+}
+
+public struct ConfigError: Error, Sendable, Equatable, CustomStringConvertible {
+    public var file: String
+    /// 1-based line; 0 when the error concerns the file as a whole.
+    public var line: Int
+    public var message: String
+    public init(file: String, line: Int, message: String) { self.file = file; self.line = line; self.message = message }
+    public var description: String { "\(file):\(line): \(message)" }
+}

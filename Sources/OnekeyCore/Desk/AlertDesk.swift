@@ -1,0 +1,334 @@
+/// The alarm desk: the gateway's decisions, with no I/O. Frames, timer ticks and responders'
+/// actions come in; a `DeskOutcome` (what to store, what to publish, what to log) goes out.
+///
+/// Rules (CONTRACT §5, §6):
+/// - repeats of a frame within `repeat_window_ms` are one press (leading edge acts);
+/// - an emergency raises an alert, or joins the device's open alert younger than `press_merge_s`
+///   (press_count + 1, everyone already paged is paged again: `pressed_again`);
+/// - `cancel` closes the device's open alert as `cancelled` and tells everyone paged;
+/// - a trouble pages the grid's primary once, never escalates, and closes when the device
+///   is heard normally again;
+/// - the ladder: step k of the policy fires at its stored deadline; a step that resolves to
+///   nobody is a roster gap and the next step fires at once; `ack` stops the ladder,
+///   `decline` fires the next step now, `resolve` closes.
+public struct AlertDesk: Sendable {
+    public private(set) var config: GatewayConfig
+    public private(set) var roster: Roster
+    public private(set) var topics: Topics
+    private var dedup: PressDeduplicator
+    private var ids = IdentifierSource()
+    /// Alerts not yet closed (open or acked), by id.
+    public private(set) var openAlerts: [String: Alert] = [:]
+    public private(set) var devices: [String: DeviceState] = [:]
+
+    public init(config: GatewayConfig, openAlerts: [Alert] = [], devices: [DeviceState] = [], issuedIDs: [String] = []) {
+        self.config = config
+        roster = Roster(config: config)
+        topics = Topics(prefix: config.mqtt.topicPrefix, gateway: config.gateway.id)
+        dedup = PressDeduplicator(windowMs: config.dedup.repeatWindowMs)
+        for a in openAlerts where !a.state.isClosed { self.openAlerts[a.id] = a }
+        for d in devices { self.devices[d.id] = d }
+        for id in issuedIDs { ids.advance(past: id) }
+        for a in openAlerts { ids.advance(past: a.id) }
+    }
+
+    /// Applies a new configuration; open alerts keep their ids, schedules and paged members.
+    public mutating func reconfigure(_ new: GatewayConfig) {
+        config = new
+        roster = Roster(config: new)
+        topics = Topics(prefix: new.mqtt.topicPrefix, gateway: new.gateway.id)
+        dedup.windowNanos = UInt64(new.dedup.repeatWindowMs) * 1_000_000
+    }
+
+    /// The earliest escalation deadline among open alerts (what the timer waits for).
+    public var nextDeadline: Timestamp? { openAlerts.values.compactMap(\.nextStepAt).min() }
+
+    public mutating func nextID(at t: Timestamp) -> String { ids.next(at: t) }
+
+    // MARK: Frames
+
+    public mutating func handle(_ frame: DecodedFrame, at now: Moment, test: Bool = false) -> DeskOutcome {
+        var out = DeskOutcome()
+        if !test && dedup.isRepeat(frame, at: now.monotonicNanos) {
+            out.repeats = 1
+            return out
+        }
+        let t = now.wall
+        guard let device = config.device(driver: frame.driver, address: frame.address) else {
+            let event = GatewayEvent(id: ids.next(at: t), device: nil, driver: frame.driver, address: frame.address,
+                                     kind: .unknownDevice, code: frame.code, receivedAt: t, raw: frame.raw)
+            emit(event, into: &out)
+            out.notes.append(DeskNote(.warning, "frame from unknown \(frame.driver.rawValue) address \(frame.address) (code \(frame.code))", kind: .unknownDevice))
+            return out
+        }
+        let kind = frame.kind ?? device.codes[frame.code] ?? .unknown
+        var event = GatewayEvent(id: ids.next(at: t), device: device.id, driver: frame.driver, address: frame.address,
+                                 kind: kind, code: frame.code, receivedAt: t, raw: frame.raw, test: test)
+
+        var state = devices[device.id] ?? DeviceState(id: device.id)
+        state.online = true
+        state.lastSeen = t
+        if kind == .lowBattery { state.batteryLow = true }
+
+        if kind.isEmergency {
+            event.alertID = raiseOrJoin(device: device, kind: kind, at: t, test: test, into: &out)
+        } else if kind == .cancel {
+            event.alertID = cancel(device: device, at: t, into: &out)
+        } else if kind.isTrouble {
+            event.alertID = raiseTrouble(device: device, kind: kind, at: t, into: &out)
+        } else {
+            if kind == .restore { state.batteryLow = false }
+            closeTroubles(device: device, restoring: kind == .restore, at: t, into: &out)
+        }
+        if kind == .unknown {
+            out.notes.append(DeskNote(.notice, "device \(device.id) sent code \(frame.code), which its codes do not map", device: device.id, kind: .unknown))
+        }
+        emit(event, into: &out)
+        devices[device.id] = state
+        out.record(state)
+        let gateway = config.gateway.id
+        out.messages.append(message(topics.device(device.id), retain: true, at: t) {
+            Payloads.device(device, state: state, gateway: gateway, key: $0)
+        })
+        return out
+    }
+
+    /// A press marked `test` from an enrolled device, through the same decisions as a real one.
+    public mutating func testAlert(device id: String, at now: Moment) -> DeskOutcome? {
+        guard let device = config.device(id: id) else { return nil }
+        let code = device.codes.first { $0.value == .panic }?.key ?? "8"
+        let raw = device.driver == .ev1527 ? (EV1527Decoder.encode(address: device.address, key: UInt8(code, radix: 16) ?? 8) ?? []) : []
+        let frame = DecodedFrame(driver: device.driver, address: device.address, code: code, kind: device.driver == .ev1527 ? nil : .panic, raw: raw)
+        var out = handle(frame, at: now, test: true)
+        if let i = out.events.indices.last, out.events[i].kind != .panic && out.events[i].alertID == nil {
+            out.notes.append(DeskNote(.warning, "test press of \(id) did not map to panic", device: id))
+        }
+        return out
+    }
+
+    /// Records the event and publishes it ahead of the alert and device messages it caused.
+    private mutating func emit(_ e: GatewayEvent, into out: inout DeskOutcome) {
+        out.events.append(e)
+        let gateway = config.gateway.id
+        out.messages.insert(message(topics.events, retain: false, at: e.receivedAt) { Payloads.event(e, gateway: gateway, key: $0) }, at: 0)
+    }
+
+    private mutating func message(_ topic: String, retain: Bool, at t: Timestamp, _ body: (String) -> JSON) -> OutboundMessage {
+        let key = ids.next(at: t)
+        return OutboundMessage(topic: topic, payload: body(key).bytes, retain: retain, key: key)
+    }
+
+    private func openAlert(device: String, where predicate: (Alert) -> Bool) -> Alert? {
+        openAlerts.values.filter { $0.device == device && predicate($0) }.max { $0.raisedAt < $1.raisedAt }
+    }
+
+    private mutating func raiseOrJoin(device: DeviceConfig, kind: EventKind, at t: Timestamp, test: Bool, into out: inout DeskOutcome) -> String {
+        let mergeMs = Int64(config.dedup.pressMergeSeconds) * 1000
+        if !test, var a = openAlert(device: device.id, where: { $0.kind.isEmergency && !$0.test && t.milliseconds - $0.raisedAt.milliseconds < mergeMs }) {
+            a.pressCount += 1
+            a.lastPressAt = t
+            out.notes.append(DeskNote(.warning, "pressed again (\(a.pressCount) presses); paging \(a.paged.count) member(s) again", alert: a.id, device: device.id, kind: kind))
+            for m in a.paged { page(a, member: m, reason: .pressedAgain, at: t, into: &out) }
+            store(a, at: t, into: &out)
+            return a.id
+        }
+        let grid = config.grid(id: device.grid)
+        let policy = config.policy(id: grid?.policy ?? "default") ?? .builtInDefault
+        var a = Alert(id: ids.next(at: t), device: device.id, kind: kind, grid: device.grid, resident: device.resident,
+                      location: device.location, raisedAt: t, step: -1, test: test,
+                      nextStepAt: t.adding(seconds: policy.steps[0].afterSeconds))
+        out.notes.append(DeskNote(.critical, "\(test ? "TEST " : "")\(kind.rawValue) alert raised by \(device.id) (\(device.resident), \(device.location))", alert: a.id, device: device.id, kind: kind))
+        fireDue(&a, at: t, reason: .raised, into: &out)
+        store(a, at: t, into: &out)
+        return a.id
+    }
+
+    private mutating func raiseTrouble(device: DeviceConfig, kind: EventKind, at t: Timestamp, into out: inout DeskOutcome) -> String {
+        if var a = openAlert(device: device.id, where: { $0.kind == kind }) {
+            a.pressCount += 1
+            a.lastPressAt = t
+            store(a, at: t, into: &out)
+            return a.id
+        }
+        var a = Alert(id: ids.next(at: t), device: device.id, kind: kind, grid: device.grid, resident: device.resident,
+                      location: device.location, raisedAt: t, step: 0)
+        out.notes.append(DeskNote(.warning, "\(kind.rawValue) trouble on \(device.id)", alert: a.id, device: device.id, kind: kind))
+        let primary = roster.resolve(.gridPrimary, grid: a.grid, at: t)
+        if primary.isEmpty {
+            out.notes.append(DeskNote(.error, "roster gap: no primary on shift in \(a.grid) for a \(kind.rawValue) trouble", alert: a.id, device: device.id))
+        }
+        for m in primary {
+            a.paged.append(m)
+            page(a, member: m, reason: .raised, at: t, into: &out)
+        }
+        store(a, at: t, into: &out)
+        return a.id
+    }
+
+    private mutating func cancel(device: DeviceConfig, at t: Timestamp, into out: inout DeskOutcome) -> String? {
+        guard var a = openAlert(device: device.id, where: { $0.kind.isEmergency }) else {
+            out.notes.append(DeskNote(.info, "cancel from \(device.id) with no open alert", device: device.id, kind: .cancel))
+            return nil
+        }
+        a.state = .cancelled
+        a.resolvedAt = t
+        a.nextStepAt = nil
+        out.notes.append(DeskNote(.notice, "cancelled from the device", alert: a.id, device: device.id, kind: .cancel))
+        for m in a.paged { page(a, member: m, reason: .cancelled, at: t, into: &out) }
+        store(a, at: t, into: &out)
+        return a.id
+    }
+
+    private mutating func closeTroubles(device: DeviceConfig, restoring: Bool, at t: Timestamp, into out: inout DeskOutcome) {
+        // supervision_loss ends with any frame; battery and tamper need a restore.
+        for var a in openAlerts.values where a.device == device.id && a.kind.isTrouble && (restoring || a.kind == .supervisionLoss) {
+            a.state = .resolved
+            a.resolvedAt = t
+            a.resolvedBy = "device"
+            out.notes.append(DeskNote(.notice, "\(a.kind.rawValue) trouble cleared by the device", alert: a.id, device: device.id, kind: a.kind))
+            store(a, at: t, into: &out)
+        }
+    }
+
+    // MARK: Escalation
+
+    /// When step `k` (counted across rounds) is due for an alert raised at `raisedAt`.
+    public static func deadline(step k: Int, policy: PolicyConfig, raisedAt: Timestamp) -> Timestamp? {
+        let n = policy.steps.count
+        guard k >= 0, k < n * (policy.repeatCount + 1) else { return nil }
+        let round = k / n
+        let roundLength = policy.steps[n - 1].afterSeconds + policy.repeatAfterSeconds
+        return raisedAt.adding(seconds: round * roundLength + policy.steps[k % n].afterSeconds)
+    }
+
+    private func policy(for a: Alert) -> PolicyConfig {
+        config.policy(id: config.grid(id: a.grid)?.policy ?? "default") ?? .builtInDefault
+    }
+
+    /// Fires every step of `a` that is due at `t`, in order, each once.
+    private mutating func fireDue(_ a: inout Alert, at t: Timestamp, reason: PageReason, into out: inout DeskOutcome) {
+        let policy = policy(for: a)
+        while a.state == .open, let due = a.nextStepAt, due <= t {
+            let k = a.step + 1
+            let n = policy.steps.count
+            guard k < n * (policy.repeatCount + 1) else { a.nextStepAt = nil; break }
+            let step = policy.steps[k % n]
+            var members = [String]()
+            for target in step.notify {
+                for m in roster.resolve(target, grid: a.grid, at: t) where !members.contains(m) { members.append(m) }
+            }
+            a.step = k
+            if members.isEmpty {
+                out.notes.append(DeskNote(.error, "roster gap: step \(k) (\(step.notify.map(\.description).joined(separator: ", "))) finds nobody on shift in \(a.grid); moving on", alert: a.id, device: a.device))
+                a.nextStepAt = k + 1 < n * (policy.repeatCount + 1) ? t : nil
+                continue
+            }
+            out.notes.append(DeskNote(.notice, "step \(k): paging \(members.joined(separator: ", "))", alert: a.id, device: a.device))
+            for m in members {
+                if !a.paged.contains(m) { a.paged.append(m) }
+                page(a, member: m, reason: reason, at: t, into: &out)
+            }
+            a.nextStepAt = Self.deadline(step: k + 1, policy: policy, raisedAt: a.raisedAt)
+            if a.nextStepAt == nil {
+                out.notes.append(DeskNote(.warning, "escalation ladder finished with nobody acknowledging", alert: a.id, device: a.device))
+            }
+        }
+    }
+
+    /// Fires the steps that are due at `t` for every open alert (the timer's tick).
+    public mutating func fireDueSteps(at t: Timestamp) -> DeskOutcome {
+        var out = DeskOutcome()
+        for id in openAlerts.keys.sorted() {
+            guard var a = openAlerts[id], let due = a.nextStepAt, due <= t else { continue }
+            fireDue(&a, at: t, reason: .escalated, into: &out)
+            store(a, at: t, into: &out)
+        }
+        return out
+    }
+
+    // MARK: Actions
+
+    public mutating func act(_ action: MemberAction, member: String, alert id: String, note: String? = nil,
+                             source: ActionSource, at t: Timestamp) throws(ActionError) -> DeskOutcome {
+        guard config.member(id: member) != nil else { throw .unknownMember(member) }
+        guard var a = openAlerts[id] else { throw .unknownAlert(id) }
+        if source == .mqtt && !a.paged.contains(member) && !roster.isOnRoster(member: member, grid: a.grid) {
+            throw .notAllowed(member: member, alert: id)
+        }
+        var out = DeskOutcome()
+        switch action {
+        case .ack:
+            guard a.state == .open else { throw .invalid("alert \(id) is already acked by \(a.ackedBy ?? "someone")") }
+            a.state = .acked
+            a.ackedBy = member
+            a.ackedAt = t
+            a.nextStepAt = nil
+            out.notes.append(DeskNote(.notice, "acked by \(member) via \(source.rawValue)", alert: id, device: a.device, member: member))
+        case .resolve:
+            a.state = .resolved
+            a.resolvedAt = t
+            a.resolvedBy = member
+            a.note = note ?? a.note
+            a.nextStepAt = nil
+            out.notes.append(DeskNote(.notice, "resolved by \(member) via \(source.rawValue)\(note.map { ": \($0)" } ?? "")", alert: id, device: a.device, member: member))
+        case .decline:
+            if a.state == .acked {
+                guard a.ackedBy == member else { throw .invalid("alert \(id) is acked by \(a.ackedBy ?? "someone"); only they can decline it") }
+                a.state = .open
+                a.ackedBy = nil
+                a.ackedAt = nil
+            }
+            out.notes.append(DeskNote(.warning, "declined by \(member) via \(source.rawValue); next step now", alert: id, device: a.device, member: member))
+            let policy = policy(for: a)
+            if a.step + 1 < policy.steps.count * (policy.repeatCount + 1) {
+                a.nextStepAt = t
+                fireDue(&a, at: t, reason: .escalated, into: &out)
+            } else {
+                out.notes.append(DeskNote(.error, "declined after the last step; nobody left to page", alert: id, device: a.device, member: member))
+            }
+        }
+        if let note, action != .resolve { a.note = note }
+        store(a, at: t, into: &out)
+        return out
+    }
+
+    // MARK: Publishing
+
+    /// Messages that put the broker's retained copies back in step: every open alert and every
+    /// device heard from. Sent after each (re)connect, behind whatever is already queued.
+    public mutating func retainedSnapshot(at t: Timestamp) -> DeskOutcome {
+        var out = DeskOutcome()
+        let gateway = config.gateway.id
+        for a in openAlerts.values.sorted(by: { $0.id < $1.id }) {
+            out.messages.append(message(topics.alert(a.id), retain: true, at: t) { Payloads.alert(a, gateway: gateway, key: $0) })
+        }
+        for d in config.devices {
+            guard let state = devices[d.id] else { continue }
+            out.messages.append(message(topics.device(d.id), retain: true, at: t) { Payloads.device(d, state: state, gateway: gateway, key: $0) })
+        }
+        return out
+    }
+
+    private mutating func page(_ a: Alert, member: String, reason: PageReason, at t: Timestamp, into out: inout DeskOutcome) {
+        let gridName = config.grid(id: a.grid)?.name ?? a.grid
+        out.pageMessages.append(message(topics.pages(member), retain: false, at: t) {
+            Payloads.page(a, member: member, reason: reason, gridName: gridName, at: t, key: $0)
+        })
+        out.pages += 1
+    }
+
+    /// Records the alert's new state, publishes it (retained while open; on close the final state,
+    /// then an empty retained message clears it) and keeps `openAlerts` in step.
+    private mutating func store(_ a: Alert, at t: Timestamp, into out: inout DeskOutcome) {
+        out.record(a)
+        let gateway = config.gateway.id
+        if a.state.isClosed {
+            openAlerts[a.id] = nil
+            out.messages.append(message(topics.alert(a.id), retain: false, at: t) { Payloads.alert(a, gateway: gateway, key: $0) })
+            out.messages.append(OutboundMessage(topic: topics.alert(a.id), payload: [], retain: true, key: ids.next(at: t)))
+        } else {
+            openAlerts[a.id] = a
+            out.messages.append(message(topics.alert(a.id), retain: true, at: t) { Payloads.alert(a, gateway: gateway, key: $0) })
+        }
+    }
+}

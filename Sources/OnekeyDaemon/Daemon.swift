@@ -1,0 +1,115 @@
+import Foundation
+import Glibc
+import Logging
+import OnekeyCore
+import OnekeyLinux
+import ServiceLifecycle
+
+/// `onekeyd [--config PATH] [--check-config] [--version]` (CONTRACT §2). Exit codes: sysexits.
+public enum Daemon {
+    public static let usage = "usage: onekeyd [--config PATH] [--check-config] [--version]"
+
+    public static func main(_ arguments: [String]) async -> Int32 {
+        var path = ConfigFile.defaultPath
+        var checkOnly = false
+        var args = arguments.dropFirst()
+        while let a = args.popFirst() {
+            switch a {
+            case "--config", "-c":
+                guard let p = args.popFirst() else { return fail(64, usage) }
+                path = p
+            case "--check-config": checkOnly = true
+            case "--version": print("onekeyd \(OnekeyVersion.string)"); return 0
+            case "--help", "-h": print(usage); return 0
+            default: return fail(64, "unknown argument \(a)\n\(usage)")
+            }
+        }
+
+        let config: GatewayConfig
+        do { config = try ConfigFile.load(path: path) } catch {
+            // Exactly FILE:LINE: message, so editors and scripts can jump to it.
+            FileHandle.standardError.write(Data("\(error)\n".utf8))
+            return 78
+        }
+        if checkOnly {
+            print("\(path): ok (\(config.ports.count) port(s), \(config.devices.count) device(s), \(config.grids.count) grid(s), \(config.members.count) member(s), \(config.shifts.count) shift(s), \(config.policies.count) polic(ies))")
+            return 0
+        }
+
+        DaemonLogHandler.bootstrap(level: ProcessInfo.processInfo.environment["ONEKEYD_DEBUG"] != nil ? .debug : .info)
+        let logger = Logger(label: "onekeyd")
+
+        let store: Store
+        do {
+            store = try Store(directory: config.gateway.stateDir,
+                              synchronousFull: ProcessInfo.processInfo.environment["ONEKEYD_BENCH_RELAXED_DURABILITY"] == nil)
+        } catch {
+            return fail(73, "cannot open the store in \(config.gateway.stateDir): \(error)")
+        }
+
+        let gateway: Gateway
+        do { gateway = try Gateway(config: config, store: store, logger: logger) } catch {
+            return fail(74, "cannot read the store: \(error)")
+        }
+        let control = ControlServer(path: config.gateway.controlSocket, gateway: gateway)
+
+        // Everything READY promises happens here, before the services start.
+        var setupError: String?
+        gateway.queue.sync {
+            for p in config.ports {
+                guard let reader = PortReader(config: p, gateway: gateway) else {
+                    logger.error("driver \(p.driver.rawValue) for port \(p.path) is not available in this version")
+                    continue
+                }
+                gateway.ports[p.path] = reader
+                reader.open()
+            }
+            discoverReceivers(gateway: gateway)
+            do { try control.start() } catch { setupError = "cannot listen on \(config.gateway.controlSocket): \(error)" }
+            // Steps that fell due while the daemon was down fire now, once.
+            gateway.apply(gateway.desk.fireDueSteps(at: gateway.clock.now().wall))
+            gateway.rearmEscalation()
+            if !gateway.desk.openAlerts.isEmpty {
+                logger.notice("resuming \(gateway.desk.openAlerts.count) open alert(s) from the store")
+            }
+        }
+        if let setupError { return fail(71, setupError) }
+
+        let services: [any Service] = [BrokerService(gateway: gateway), InputService(gateway: gateway, control: control), SupervisorService(gateway: gateway)]
+        let group = ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        do {
+            try await group.run()
+        } catch {
+            logger.critical("stopped on error: \(error)")
+            return 70
+        }
+        logger.notice("stopped cleanly")
+        return 0
+    }
+
+    /// The first udev enumeration: receivers that our rules tag with ONEKEY_DRIVER. Serial ones
+    /// not already bound by path are opened with their driver's defaults.
+    static func discoverReceivers(gateway: Gateway) {
+        let found: [UdevDevice]
+        do { found = try Udev.enumerateReceivers() } catch {
+            gateway.logger.warning("udev enumeration failed: \(error)")
+            return
+        }
+        for dev in found {
+            guard let node = dev.devnode, let name = dev.onekeyDriver, let driver = DriverKind(rawValue: name), driver.isSerial,
+                  gateway.ports[node] == nil else { continue }
+            let p = PortConfig(path: node, driver: driver, baud: Int(dev.properties["ONEKEY_BAUD"] ?? "") ?? driver.defaultBaud,
+                               parity: Parity(rawValue: dev.properties["ONEKEY_PARITY"] ?? "") ?? .none,
+                               dataBits: Int(dev.properties["ONEKEY_DATA_BITS"] ?? "") ?? 8, line: 0)
+            guard let reader = PortReader(config: p, gateway: gateway) else { continue }
+            gateway.logger.notice("udev: found \(driver.rawValue) receiver \(node) (\(dev.syspath))")
+            gateway.ports[node] = reader
+            reader.open()
+        }
+    }
+
+    static func fail(_ code: Int32, _ message: String) -> Int32 {
+        FileHandle.standardError.write(Data("onekeyd: \(message)\n".utf8))
+        return code
+    }
+}

@@ -1,0 +1,110 @@
+import Foundation
+import Glibc
+import OnekeyLinux
+
+/// A real mosquitto on 127.0.0.1 and a free port, for tests and the benchmark.
+public final class Broker: @unchecked Sendable {
+    public let port: Int
+    public let directory: String
+    private var process: Process?
+    private let extraConfig: String
+
+    public static var executable: String {
+        ["/usr/sbin/mosquitto", "/usr/bin/mosquitto", "/usr/local/sbin/mosquitto"].first { FileManager.default.isExecutableFile(atPath: $0) } ?? "mosquitto"
+    }
+
+    public init(extraConfig: String = "", port: Int? = nil) throws {
+        self.port = try port ?? Self.freePort()
+        directory = try TempDirectory.make("broker")
+        self.extraConfig = extraConfig
+        try start()
+    }
+
+    /// A TCP port that was free a moment ago (bound to port 0, then released).
+    public static func freePort() throws -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw SystemError("socket") }
+        defer { close(fd) }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        addr.sin_port = 0
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        try withUnsafeMutablePointer(to: &addr) { p in
+            try p.withMemoryRebound(to: sockaddr.self, capacity: 1) { sp in
+                guard bind(fd, sp, len) == 0 else { throw SystemError("bind") }
+                guard getsockname(fd, sp, &len) == 0 else { throw SystemError("getsockname") }
+            }
+        }
+        return Int(UInt16(bigEndian: addr.sin_port))
+    }
+
+    public var isRunning: Bool { process?.isRunning ?? false }
+
+    public func start() throws {
+        guard !isRunning else { return }
+        let conf = directory + "/mosquitto.conf"
+        let text = """
+            listener \(port) 127.0.0.1
+            allow_anonymous true
+            set_tcp_nodelay true
+            persistence false
+            max_inflight_messages 0
+            max_queued_messages 0
+            log_dest file \(directory)/mosquitto.log
+            \(extraConfig)
+            """
+        try text.write(toFile: conf, atomically: true, encoding: .utf8)
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: Self.executable)
+        p.arguments = ["-c", conf]
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = FileHandle(forWritingAtPath: "/dev/null")
+        try p.run()
+        process = p
+        // Ready when it accepts a TCP connection.
+        let deadline = Date(timeIntervalSinceNow: 10)
+        while Date() < deadline {
+            if Self.canConnect(port: port) { return }
+            guard p.isRunning else { break }
+            usleep(20_000)
+        }
+        throw HarnessError("mosquitto did not start on port \(port); see \(directory)/mosquitto.log")
+    }
+
+    static func canConnect(port: Int) -> Bool {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        addr.sin_port = UInt16(port).bigEndian
+        return withUnsafePointer(to: &addr) { p in
+            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+        }
+    }
+
+    /// Stops the broker (SIGTERM) and waits for it to exit.
+    public func stop() {
+        guard let p = process, p.isRunning else { return }
+        p.terminate()
+        p.waitUntilExit()
+        process = nil
+    }
+
+    deinit { stop() }
+}
+
+public struct HarnessError: Error, CustomStringConvertible {
+    public var description: String
+    public init(_ d: String) { description = d }
+}
+
+public enum TempDirectory {
+    public static func make(_ tag: String) throws -> String {
+        var template = Array("\(NSTemporaryDirectory())/onekeyd-\(tag)-XXXXXX".utf8CString)
+        guard let p = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) else { throw SystemError("mkdtemp") }
+        return String(cString: p)
+    }
+}

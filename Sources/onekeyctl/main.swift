@@ -1,0 +1,4 @@
+import Glibc
+import OnekeyControl
+
+exit(Onekeyctl.main(CommandLine.arguments))
