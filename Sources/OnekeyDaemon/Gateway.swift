@@ -63,6 +63,7 @@ public final class Gateway: @unchecked Sendable {
         startedAt = clock.now().wall
         desk = AlertDesk(config: config, openAlerts: try store.openAlerts(), devices: try store.devices(), issuedIDs: try store.greatestIDs())
         outboxDepth = try store.outboxSummary().count
+        for a in try store.alerts(includeClosed: true, limit: 4096).reversed() where a.state.isClosed { desk.rememberClosed(a) }
     }
 
     // MARK: Input from ports

@@ -20,6 +20,9 @@ public struct AlertDesk: Sendable {
     /// Alerts not yet closed (open or acked), by id.
     public private(set) var openAlerts: [String: Alert] = [:]
     public private(set) var devices: [String: DeviceState] = [:]
+    /// Recently closed alerts, so a late action gets "already resolved", not "unknown".
+    private var recentlyClosed: [String: AlertState] = [:]
+    private var closedOrder: [String] = []
 
     public init(config: GatewayConfig, openAlerts: [Alert] = [], devices: [DeviceState] = [], issuedIDs: [String] = []) {
         self.config = config
@@ -251,7 +254,10 @@ public struct AlertDesk: Sendable {
     public mutating func act(_ action: MemberAction, member: String, alert id: String, note: String? = nil,
                              source: ActionSource, at t: Timestamp) throws(ActionError) -> DeskOutcome {
         guard config.member(id: member) != nil else { throw .unknownMember(member) }
-        guard var a = openAlerts[id] else { throw .unknownAlert(id) }
+        guard var a = openAlerts[id] else {
+            if let state = recentlyClosed[id] { throw .closed(id, state) }
+            throw .unknownAlert(id)
+        }
         if source == .mqtt && !a.paged.contains(member) && !roster.isOnRoster(member: member, grid: a.grid) {
             throw .notAllowed(member: member, alert: id)
         }
@@ -294,6 +300,12 @@ public struct AlertDesk: Sendable {
 
     // MARK: Publishing
 
+    /// Remembers a closed alert's state (the last 4096) for the errors of late actions.
+    public mutating func rememberClosed(_ a: Alert) {
+        if recentlyClosed.updateValue(a.state, forKey: a.id) == nil { closedOrder.append(a.id) }
+        if closedOrder.count > 4096 { recentlyClosed[closedOrder.removeFirst()] = nil }
+    }
+
     /// Messages that put the broker's retained copies back in step: every open alert and every
     /// device heard from. Sent after each (re)connect, behind whatever is already queued.
     public mutating func retainedSnapshot(at t: Timestamp) -> DeskOutcome {
@@ -324,6 +336,7 @@ public struct AlertDesk: Sendable {
         let gateway = config.gateway.id
         if a.state.isClosed {
             openAlerts[a.id] = nil
+            rememberClosed(a)
             out.messages.append(message(topics.alert(a.id), retain: false, at: t) { Payloads.alert(a, gateway: gateway, key: $0) })
             out.messages.append(OutboundMessage(topic: topics.alert(a.id), payload: [], retain: true, key: ids.next(at: t)))
         } else {
