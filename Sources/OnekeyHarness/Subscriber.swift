@@ -22,10 +22,14 @@ public final class Subscriber: @unchecked Sendable {
     private var mosq: OpaquePointer?
     private var published = Set<Int32>()
 
-    public init(port: Int, topics: [String], clientID: String = "harness-\(UInt32.random(in: 0...UInt32.max))", username: String? = nil) throws {
+    /// `persistent`: a session the broker keeps (clean_session false), so messages published while
+    /// this client is reconnecting are queued for it, as a phone app's would be.
+    public init(port: Int, topics: [String], clientID: String = "harness-\(UInt32.random(in: 0...UInt32.max))", username: String? = nil,
+                persistent: Bool = false) throws {
         mosquitto_lib_init()
         let me = Unmanaged.passUnretained(self).toOpaque()
-        guard let h = mosquitto_new(clientID, true, me) else { throw HarnessError("mosquitto_new") }
+        guard let h = mosquitto_new(clientID, !persistent, me) else { throw HarnessError("mosquitto_new") }
+        mosquitto_reconnect_delay_set(h, 1, 2, false)
         mosq = h
         _ = mosquitto_int_option(h, MOSQ_OPT_TCP_NODELAY, 1)
         if let username { mosquitto_username_pw_set(h, username, nil) }
