@@ -89,11 +89,22 @@ public final class Broker: @unchecked Sendable {
     public func stop() {
         guard let p = process, p.isRunning else { return }
         p.terminate()
-        p.waitUntilExit()
+        waitForExit(p, timeout: 10)
         process = nil
     }
 
     deinit { stop() }
+}
+
+/// Polls for a child's exit (Foundation's waitUntilExit can hang on Linux when several children run),
+/// escalating to SIGKILL after `timeout`.
+public func waitForExit(_ p: Process, timeout: Double) {
+    let deadline = Date(timeIntervalSinceNow: timeout)
+    while p.isRunning && Date() < deadline { usleep(5_000) }
+    if p.isRunning {
+        kill(p.processIdentifier, SIGKILL)
+        while p.isRunning { usleep(5_000) }
+    }
 }
 
 public struct HarnessError: Error, CustomStringConvertible {

@@ -98,7 +98,7 @@ public final class DaemonProcess: @unchecked Sendable {
     public func crash() {
         guard let p = process else { return }
         if p.isRunning { kill(p.processIdentifier, SIGKILL) }
-        p.waitUntilExit()
+        waitForExit(p, timeout: 10)
     }
 
     /// SIGTERM and wait; returns the exit status.
@@ -106,9 +106,7 @@ public final class DaemonProcess: @unchecked Sendable {
     public func stop(timeout: Double = 15) -> Int32? {
         guard let p = process else { return nil }
         if p.isRunning { kill(p.processIdentifier, SIGTERM) }
-        let deadline = Date(timeIntervalSinceNow: timeout)
-        while p.isRunning && Date() < deadline { usleep(10_000) }
-        if p.isRunning { kill(p.processIdentifier, SIGKILL); p.waitUntilExit() }
+        waitForExit(p, timeout: timeout)
         return p.terminationStatus
     }
 
@@ -132,7 +130,7 @@ public func runCommand(_ path: String, _ args: [String], environment: [String: S
     // Read before waiting so a full pipe cannot stall the child.
     let o = out.fileHandleForReading.readDataToEndOfFile()
     let e = err.fileHandleForReading.readDataToEndOfFile()
-    p.waitUntilExit()
+    waitForExit(p, timeout: timeout)
     return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
 }
 
