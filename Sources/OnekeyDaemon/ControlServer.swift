@@ -36,7 +36,7 @@ final class ControlServer: @unchecked Sendable {
         }
         listener = try UnixSocket.listen(path: path, mode: 0o660)
         let src = DispatchSource.makeReadSource(fileDescriptor: listener, queue: gateway.queue)
-        src.setEventHandler { [unowned self] in acceptClients() }
+        src.setEventHandler { [weak self] in self?.acceptClients() }
         let fd = listener
         src.setCancelHandler { close(fd) }
         src.activate()
@@ -63,7 +63,7 @@ final class ControlServer: @unchecked Sendable {
             let cred = (try? UnixSocket.peerCredentials(fd)) ?? (pid: 0, uid: uid_t.max, gid: gid_t.max)
             let src = DispatchSource.makeReadSource(fileDescriptor: fd, queue: gateway.queue)
             let client = Client(fd: fd, source: src, uid: cred.uid, gid: cred.gid)
-            src.setEventHandler { [unowned self] in readClient(client) }
+            src.setEventHandler { [weak self] in self?.readClient(client) }
             src.setCancelHandler { close(fd) }
             clients[fd] = client
             src.activate()

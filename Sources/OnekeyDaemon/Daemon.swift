@@ -84,6 +84,8 @@ public enum Daemon {
             return 70
         }
         logger.notice("stopped cleanly")
+        // Let anything still queued (late broker events) run against a live gateway before exit.
+        withExtendedLifetime(gateway) { gateway.queue.sync {} }
         return 0
     }
 

@@ -40,6 +40,8 @@ public final class Gateway: @unchecked Sendable {
     var ports: [String: PortReader] = [:]
     public private(set) var counters = Counters()
     private var escalationTimer: DispatchSourceTimer?
+    /// Set at shutdown, so the final disconnect is not reported as a fault.
+    var stopping = false
     /// Replaces the broker link after its settings changed (set by the daemon).
     var relink: (() -> Void)?
     /// Called (on the queue) whenever the summary line may have changed.
@@ -131,7 +133,8 @@ public final class Gateway: @unchecked Sendable {
         }
         if escalationTimer == nil {
             let t = DispatchSource.makeTimerSource(flags: .strict, queue: queue)
-            t.setEventHandler { [unowned self] in
+            t.setEventHandler { [weak self] in
+                guard let self else { return }
                 let outcome = desk.fireDueSteps(at: clock.now().wall)
                 apply(outcome)
                 rearmEscalation()
@@ -168,6 +171,7 @@ public final class Gateway: @unchecked Sendable {
             connected = false
             inflight = [:]
             lastLinkError = reason
+            if stopping { logger.info("disconnected from the broker"); break }
             logger.warning("lost the broker connection: \(reason); presses are stored and will be sent on reconnect")
         case .connectFailed(let reason, let retry):
             failuresSinceConnect += 1
@@ -181,7 +185,7 @@ public final class Gateway: @unchecked Sendable {
             acked.append(seq)
             if !flushScheduled {
                 flushScheduled = true
-                queue.async { [unowned self] in flushAcked() }
+                queue.async { [self] in flushAcked() }
             }
         case .message(let topic, let payload):
             memberAction(topic: topic, payload: payload)

@@ -53,7 +53,7 @@ final class PortReader: @unchecked Sendable {
         openedAt = gateway.clock.now().wall
         decoder = DriverTable.decoder(for: config.driver) ?? decoder  // a fresh decoder: no half frame from before
         let src = DispatchSource.makeReadSource(fileDescriptor: fd, queue: gateway.queue)
-        src.setEventHandler { [unowned self] in readReady() }
+        src.setEventHandler { [weak self] in self?.readReady() }
         let descriptor = fd
         src.setCancelHandler { Glibc.close(descriptor) }
         src.activate()

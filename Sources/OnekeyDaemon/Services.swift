@@ -21,8 +21,8 @@ final class BrokerService: Service, @unchecked Sendable {
                                     keepaliveSeconds: c.mqtt.keepaliveSeconds, tls: c.mqtt.tls, caFile: c.mqtt.caFile,
                                     username: c.mqtt.username, passwordFile: c.mqtt.passwordFile, willTopic: topics.status,
                                     willPayload: Payloads.status(online: false, version: OnekeyVersion.string, since: gateway.startedAt).bytes)
-        return MQTTLink(endpoint: endpoint, subscriptions: [topics.acksFilter], queue: gateway.queue) { [unowned gateway] event in
-            gateway.linkEvent(event)
+        return MQTTLink(endpoint: endpoint, subscriptions: [topics.acksFilter], queue: gateway.queue) { [weak gateway] event in
+            gateway?.linkEvent(event)
         }
     }
 
@@ -36,7 +36,8 @@ final class BrokerService: Service, @unchecked Sendable {
     func run() async throws {
         gateway.queue.sync {
             startLink()
-            gateway.relink = { [unowned self] in
+            gateway.relink = { [weak self] in
+                guard let self else { return }
                 let old = link
                 DispatchQueue.global().async { old?.stop(final: nil, timeout: 1) }
                 startLink()
@@ -44,6 +45,7 @@ final class BrokerService: Service, @unchecked Sendable {
         }
         try? await gracefulShutdown()
         await gateway.drainOutbox(timeout: 3)
+        gateway.queue.sync { gateway.stopping = true }
         let c = gateway.config
         let offline = Payloads.status(online: false, version: OnekeyVersion.string, since: gateway.startedAt).bytes
         link?.stop(final: (Topics(prefix: c.mqtt.topicPrefix, gateway: c.gateway.id).status, offline))
@@ -100,13 +102,15 @@ final class SupervisorService: Service, @unchecked Sendable {
             let half = max(0.05, interval / 2)
             let t = DispatchSource.makeTimerSource(queue: q)
             t.schedule(deadline: .now() + half, repeating: half)
-            t.setEventHandler { [unowned self] in
+            t.setEventHandler { [weak self] in
+                guard let self else { return }
                 // Ping only if the gateway queue answered the previous heartbeat in time.
                 lock.lock()
                 let alive = monotonicNanos() - lastHeartbeat < UInt64(interval * 1e9)
                 lock.unlock()
                 if alive { ServiceManager.notify("WATCHDOG=1") }
-                gateway.queue.async { [unowned self] in
+                gateway.queue.async { [weak self] in
+                    guard let self else { return }
                     guard gateway.store.isHealthy() else { return }
                     lock.lock(); lastHeartbeat = monotonicNanos(); lock.unlock()
                 }
