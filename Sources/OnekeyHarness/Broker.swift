@@ -13,10 +13,16 @@ public final class Broker: @unchecked Sendable {
         ["/usr/sbin/mosquitto", "/usr/bin/mosquitto", "/usr/local/sbin/mosquitto"].first { FileManager.default.isExecutableFile(atPath: $0) } ?? "mosquitto"
     }
 
-    public init(extraConfig: String = "", port: Int? = nil) throws {
+    private let persistent: Bool
+
+    /// `persistent`: the broker keeps sessions and retained messages across its own restarts
+    /// (as a production broker would), in its temp directory.
+    public init(extraConfig: String = "", port: Int? = nil, persistent: Bool = false) throws {
         self.port = try port ?? Self.freePort()
         directory = try TempDirectory.make("broker")
+        chmod(directory, 0o777)  // mosquitto started as root drops to its own user
         self.extraConfig = extraConfig
+        self.persistent = persistent
         try start()
     }
 
@@ -48,7 +54,9 @@ public final class Broker: @unchecked Sendable {
             listener \(port) 127.0.0.1
             allow_anonymous true
             set_tcp_nodelay true
-            persistence false
+            persistence \(persistent)
+            persistence_location \(directory)/
+            autosave_interval 1
             max_inflight_messages 0
             max_queued_messages 0
             log_dest file \(directory)/mosquitto.log

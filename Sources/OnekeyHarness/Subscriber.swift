@@ -21,12 +21,14 @@ public final class Subscriber: @unchecked Sendable {
     private var connected = false
     private var mosq: OpaquePointer?
     private var published = Set<Int32>()
+    private var topics: [String] = []
 
     /// `persistent`: a session the broker keeps (clean_session false), so messages published while
     /// this client is reconnecting are queued for it, as a phone app's would be.
     public init(port: Int, topics: [String], clientID: String = "harness-\(UInt32.random(in: 0...UInt32.max))", username: String? = nil,
                 persistent: Bool = false) throws {
         mosquitto_lib_init()
+        self.topics = topics
         let me = Unmanaged.passUnretained(self).toOpaque()
         guard let h = mosquitto_new(clientID, !persistent, me) else { throw HarnessError("mosquitto_new") }
         mosquitto_reconnect_delay_set(h, 1, 2, false)
@@ -49,10 +51,16 @@ public final class Subscriber: @unchecked Sendable {
             let s = Unmanaged<Subscriber>.fromOpaque(obj).takeUnretainedValue()
             s.lock.lock(); s.subscribed += 1; s.lock.broadcast(); s.lock.unlock()
         }
-        mosquitto_connect_callback_set(h) { _, obj, rc in
+        mosquitto_connect_callback_set(h) { mosq, obj, rc in
             guard let obj, rc == 0 else { return }
             let s = Unmanaged<Subscriber>.fromOpaque(obj).takeUnretainedValue()
-            s.lock.lock(); s.connected = true; s.lock.broadcast(); s.lock.unlock()
+            s.lock.lock()
+            s.connected = true
+            let topics = s.topics
+            s.lock.broadcast()
+            s.lock.unlock()
+            // (Re)subscribe on every connect: after a broker restart without the session too.
+            for t in topics { mosquitto_subscribe(mosq, nil, t, 1) }
         }
         mosquitto_publish_callback_set(h) { _, obj, mid in
             guard let obj else { return }
@@ -62,7 +70,6 @@ public final class Subscriber: @unchecked Sendable {
         guard mosquitto_connect(h, "127.0.0.1", Int32(port), 30) == 0 else { throw HarnessError("subscriber cannot connect to 127.0.0.1:\(port)") }
         guard mosquitto_loop_start(h) == 0 else { throw HarnessError("mosquitto_loop_start") }
         try waitFor(timeout: 10, "connect") { self.connected }
-        for t in topics { mosquitto_subscribe(h, nil, t, 1) }
         try waitFor(timeout: 10, "subscribe") { self.subscribed >= topics.count }
     }
 

@@ -64,7 +64,7 @@ public enum SerialPort {
             cc[Int(VMIN)] = 1
             cc[Int(VTIME)] = 0
         }
+        // No tcflush: bytes that arrived while the daemon restarted are presses; the decoder resyncs.
         try syscall("tcsetattr \(path)") { tcsetattr(fd, TCSANOW, &tio) }
-        _ = tcflush(fd, TCIFLUSH)
     }
 }

@@ -14,8 +14,8 @@ final class Rig {
 
     init(policy: String? = nil, repeatWindowMs: Int = 3000, pressMergeSeconds: Int = 300,
          devices: [(id: String, address: String)] = [("btn-chen-401", "A1B2C"), ("btn-wang-502", "D4E5F")],
-         brokerConfig: String = "", persistentSubscriber: Bool = false, extra: String = "", start: Bool = true) throws {
-        broker = try Broker(extraConfig: brokerConfig)
+         brokerConfig: String = "", persistentBroker: Bool = false, extra: String = "", start: Bool = true) throws {
+        broker = try Broker(extraConfig: brokerConfig, persistent: persistentBroker)
         pty = try PseudoTerminal()
         let dir = try TempDirectory.make("rig")
         portLink = dir + "/ttyRECEIVER"
@@ -26,7 +26,7 @@ final class Rig {
                               repeatWindowMs: repeatWindowMs, pressMergeSeconds: pressMergeSeconds, devices: devices,
                               policy: policy, extra: extra)
         }
-        sub = try Subscriber(port: broker.port, topics: ["onekey/v1/#"], clientID: "rig-sub-\(broker.port)", persistent: persistentSubscriber)
+        sub = try Subscriber(port: broker.port, topics: ["onekey/v1/#"], clientID: "rig-sub-\(broker.port)", persistent: persistentBroker)
         if start { try daemon.start() }
     }
 
@@ -37,6 +37,24 @@ final class Rig {
         for i in 0..<repeats {
             if i > 0 { usleep(30_000) }
             try pty.write(Self.frame(address, key))
+        }
+    }
+
+    /// Waits until the daemon's outbox is empty and it is connected.
+    func waitDelivered(timeout: Double) throws -> Bool {
+        let deadline = Date(timeIntervalSinceNow: timeout)
+        while Date() < deadline {
+            let s = try daemon.control(["cmd": "status"])
+            if s["outbox"]?["count"]?.intValue == 0 && s["mqtt"]?["connected"]?.boolValue == true { return true }
+            usleep(50_000)
+        }
+        return false
+    }
+
+    static func addresses(_ n: Int) -> [(id: String, address: String)] {
+        (0..<n).map { i in
+            let hex = String(0x10000 + i, radix: 16, uppercase: true)
+            return ("btn-\(i)", hex)
         }
     }
 
