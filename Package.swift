@@ -50,7 +50,7 @@ let package = Package(
         .executableTarget(name: "OnekeyBench", dependencies: ["OnekeyHarness", "OnekeyCore"], path: "Benchmarks/OnekeyBench"),
 
         .testTarget(name: "OnekeyCoreTests", dependencies: ["OnekeyCore"]),
-        .testTarget(name: "OnekeydTests", dependencies: ["OnekeyHarness", "OnekeyCore", "OnekeyControl", "onekeyd", "onekeyctl"]),
+        .testTarget(name: "OnekeydTests", dependencies: ["OnekeyHarness", "OnekeyCore", "OnekeyLinux", "OnekeyControl", "onekeyd", "onekeyctl"]),
     ],
     swiftLanguageModes: [.v6]
 )
