@@ -190,7 +190,8 @@ public final class Gateway: @unchecked Sendable {
         case .message(let topic, let payload):
             memberAction(topic: topic, payload: payload)
         case .log(_, let text):
-            if text.localizedCaseInsensitiveContains("tls") || text.localizedCaseInsensitiveContains("ssl") || text.localizedCaseInsensitiveContains("certificate") {
+            let isTLS = text.localizedCaseInsensitiveContains("tls") || text.localizedCaseInsensitiveContains("ssl") || text.localizedCaseInsensitiveContains("certificate")
+            if isTLS && (failuresSinceConnect <= 1 || failuresSinceConnect % 20 == 0) {
                 logger.error("broker TLS: \(text)")
             } else {
                 logger.debug("libmosquitto: \(text)")
