@@ -119,6 +119,17 @@ import Testing
         #expect(try rig.daemon.control(line: "[1,2]")["ok"]?.boolValue == false)
         #expect(try rig.daemon.control(["cmd": "status"])["ok"]?.boolValue == true)
 
+        // Peer credentials: another user may read but not change anything (the socket is opened
+        // up here only so that such a user can connect at all; its mode is 0660).
+        chmod(rig.daemon.socketPath, 0o666)
+        chmod(rig.daemon.directory, 0o755)
+        chmod(rig.daemon.directory + "/run", 0o755)
+        let ctl = Binaries.path("onekeyctl")
+        let asNobody = try runCommand("/usr/bin/setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups", ctl, "--socket", rig.daemon.socketPath, "status"])
+        #expect(asNobody.status == 0, "\(asNobody.stderr)")
+        let denied = try runCommand("/usr/bin/setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups", ctl, "--socket", rig.daemon.socketPath, "test-alert", "--device", "btn-chen-401"])
+        #expect(denied.status == 77 && denied.stderr.contains("needs root or the onekeyd user or group"), "\(denied.stderr)")
+
         rig.daemon.stop()
         try fails(["status"], 69, "cannot reach onekeyd")
     }
