@@ -129,7 +129,9 @@ extension Gateway {
                                   ("repeat_frames", .int(Int64(counters.repeats))), ("pages", .int(Int64(counters.pages))),
                                   ("published", .int(Int64(counters.published))), ("rejected_actions", .int(Int64(counters.rejectedActions))),
                                   ("store_errors", .int(Int64(counters.storeErrors)))])),
-            ("next_escalation", .optional(desk.nextDeadline)),
+            ("next_escalation", .optional(desk.nextDeadline())),
+            ("timer_lateness_ms", timerLateness.json),
+            ("stale_firings_ignored", .int(Int64(desk.staleFiringsIgnored))),
         ]
     }
 

@@ -39,6 +39,8 @@ public final class Gateway: @unchecked Sendable {
     // Ports and counters.
     var ports: [String: PortReader] = [:]
     public private(set) var counters = Counters()
+    /// How late the escalation timer woke after the earliest deadline (wall clock, µs).
+    var timerLateness = LatenessStats()
     private var escalationTimer: DispatchSourceTimer?
     /// Set at shutdown, so the final disconnect is not reported as a fault.
     var stopping = false
@@ -126,7 +128,7 @@ public final class Gateway: @unchecked Sendable {
     /// One timer for all alerts, armed for the earliest deadline only.
     func rearmEscalation() {
         dispatchPrecondition(condition: .onQueue(queue))
-        guard let next = desk.nextDeadline else {
+        guard let next = desk.nextDeadline() else {
             escalationTimer?.cancel()
             escalationTimer = nil
             return
@@ -135,6 +137,9 @@ public final class Gateway: @unchecked Sendable {
             let t = DispatchSource.makeTimerSource(flags: .strict, queue: queue)
             t.setEventHandler { [weak self] in
                 guard let self else { return }
+                if let due = desk.nextDeadline() {
+                    timerLateness.add(microseconds: Int64(Date().timeIntervalSince1970 * 1e6) - due.milliseconds * 1000)
+                }
                 let outcome = desk.fireDueSteps(at: clock.now().wall)
                 apply(outcome)
                 rearmEscalation()
@@ -284,5 +289,22 @@ public final class Gateway: @unchecked Sendable {
         guard let onSummaryChange else { return }
         let s = summary()
         if s != lastSummary { lastSummary = s; onSummaryChange(s) }
+    }
+}
+
+/// The last 100,000 timer wake-ups' lateness, for `status` and the benchmark.
+struct LatenessStats {
+    private var samples: [Int64] = []
+    private var next = 0
+
+    mutating func add(microseconds: Int64) {
+        if samples.count < 100_000 { samples.append(microseconds) } else { samples[next] = microseconds; next = (next + 1) % samples.count }
+    }
+
+    var json: JSON {
+        guard !samples.isEmpty else { return .null }
+        let s = samples.sorted()
+        func p(_ q: Double) -> JSON { .double(Double(s[min(s.count - 1, Int(Double(s.count - 1) * q))]) / 1000) }
+        return .object([("count", .int(Int64(s.count))), ("p50", p(0.5)), ("p99", p(0.99)), ("max", .double(Double(s.last!) / 1000))])
     }
 }

@@ -144,7 +144,8 @@ import Testing
         let alertMsgs = o.messages.filter { $0.topic.hasSuffix("/alerts/\(id)") }
         #expect(alertMsgs.map(\.retain) == [false, true])
         #expect(alertMsgs.last?.payload.isEmpty == true)
-        #expect(desk.openAlerts.isEmpty && desk.nextDeadline == nil)
+        let deadline1 = desk.nextDeadline()
+        #expect(desk.openAlerts.isEmpty && deadline1 == nil)
     }
 
     @Test func theLadderFiresEachStepAtItsDeadlineAndRepeatsRounds() throws {
@@ -156,17 +157,20 @@ import Testing
         #expect(Self.pages(s1).elementsEqual([("bob", "escalated")], by: ==))
         // A duplicate firing at the same moment pages nobody twice.
         #expect(!desk.fireDueSteps(at: Self.t0.adding(seconds: 60)).changesState)
-        #expect(desk.nextDeadline == Self.t0.adding(seconds: 180))
+        let deadline2 = desk.nextDeadline()
+        #expect(deadline2 == Self.t0.adding(seconds: 180))
         let s2 = desk.fireDueSteps(at: Self.t0.adding(seconds: 180))
         #expect(Self.pages(s2).elementsEqual([("station", "escalated")], by: ==))
         // Round 2 starts repeat_after_s (30) after the last step: 210, 270, 390.
-        #expect(desk.nextDeadline == Self.t0.adding(seconds: 210))
+        let deadline3 = desk.nextDeadline()
+        #expect(deadline3 == Self.t0.adding(seconds: 210))
         #expect(AlertDesk.deadline(step: 4, policy: desk.config.policy(id: "p")!, raisedAt: a.raisedAt) == Self.t0.adding(seconds: 270))
         _ = desk.fireDueSteps(at: Self.t0.adding(seconds: 210))
         _ = desk.fireDueSteps(at: Self.t0.adding(seconds: 270))
         let last = desk.fireDueSteps(at: Self.t0.adding(seconds: 390))
         #expect(last.alerts.first?.step == 5)
-        #expect(desk.nextDeadline == nil)
+        let deadline4 = desk.nextDeadline()
+        #expect(deadline4 == nil)
         #expect(last.notes.contains { $0.message.contains("ladder finished") })
     }
 
@@ -187,7 +191,8 @@ import Testing
         #expect(d.alerts.first?.step == 1)
         let ack = try desk.act(.ack, member: "bob", alert: id, source: .mqtt, at: Self.t0.adding(seconds: 10))
         #expect(ack.alerts.first?.state == .acked && ack.alerts.first?.ackedBy == "bob")
-        #expect(desk.nextDeadline == nil)
+        let deadline5 = desk.nextDeadline()
+        #expect(deadline5 == nil)
         #expect(!desk.fireDueSteps(at: Self.t0.adding(seconds: 1000)).changesState)
         #expect(throws: ActionError.self) { _ = try desk.act(.ack, member: "alice", alert: id, source: .mqtt, at: Self.t0.adding(seconds: 11)) }
         let r = try desk.act(.resolve, member: "bob", alert: id, note: "fine", source: .mqtt, at: Self.t0.adding(seconds: 600))
@@ -246,7 +251,8 @@ import Testing
         var desk = AlertDesk(config: config)
         let o = desk.handle(Self.press(8), at: ManualClock().now)
         var restarted = AlertDesk(config: config, openAlerts: o.alerts, devices: o.devices, issuedIDs: o.outbox.map(\.key))
-        #expect(restarted.nextDeadline == Self.t0.adding(seconds: 60))
+        let resumed = restarted.nextDeadline()
+        #expect(resumed == Self.t0.adding(seconds: 60))
         let s1 = restarted.fireDueSteps(at: Self.t0.adding(seconds: 61))
         #expect(Self.pages(s1).map(\.0) == ["bob"])
         let newID = restarted.nextID(at: Self.t0)
@@ -261,5 +267,67 @@ import Testing
         #expect(test.alerts.count == 1 && test.alerts[0].id != real.id && test.alerts[0].test)
         #expect(test.events[0].test)
         #expect(desk.testAlert(device: "ghost", at: clock.now) == nil)
+    }
+
+    @Test func ackTimeoutReopensAndPagesTheAckerAndTheCurrentStepAgain() throws {
+        let policy = """
+            [[policy]]
+            id = "p"
+            ack_timeout_s = 120
+            [[policy.step]]
+            after_s = 0
+            notify = ["grid:primary"]
+            [[policy.step]]
+            after_s = 60
+            notify = ["grid:backup"]
+            """
+        var desk = AlertDesk(config: try Self.config(policy: policy))
+        let id = desk.handle(Self.press(8), at: ManualClock().now).alerts[0].id
+        _ = try desk.act(.ack, member: "alice", alert: id, source: .mqtt, at: Self.t0.adding(seconds: 10))
+        let due = desk.nextDeadline()
+        #expect(due == Self.t0.adding(seconds: 130))
+        #expect(!desk.fireDueSteps(at: Self.t0.adding(seconds: 129)).changesState)
+        let o = desk.fireDueSteps(at: Self.t0.adding(seconds: 130))
+        #expect(o.alerts.first?.state == .open && o.alerts.first?.ackedBy == nil)
+        #expect(Self.pages(o).elementsEqual([("alice", "reopened")], by: ==))
+        // The ladder goes on: the backup one step-gap (60 s) later.
+        let next = desk.nextDeadline()
+        #expect(next == Self.t0.adding(seconds: 190))
+        #expect(Self.pages(desk.fireDueSteps(at: Self.t0.adding(seconds: 190))).map(\.0) == ["bob"])
+        // Off by default: the default test policy never reopens.
+        var plain = AlertDesk(config: try Self.config())
+        let pid = plain.handle(Self.press(8), at: ManualClock().now).alerts[0].id
+        _ = try plain.act(.ack, member: "alice", alert: pid, source: .mqtt, at: Self.t0)
+        #expect(!plain.fireDueSteps(at: Self.t0.adding(seconds: 100_000)).changesState)
+    }
+
+    @Test func aFiringWhoseScheduleChangedIsStaleAndIgnored() throws {
+        var desk = AlertDesk(config: try Self.config())
+        let id = desk.handle(Self.press(8), at: ManualClock().now).alerts[0].id
+        // Declined at 5 s: step 1 fires now; the heap entry for 60 s is now stale.
+        _ = try desk.act(.decline, member: "alice", alert: id, source: .mqtt, at: Self.t0.adding(seconds: 5))
+        #expect(!desk.fireDueSteps(at: Self.t0.adding(seconds: 60)).changesState)
+        #expect(desk.staleFiringsIgnored >= 1)
+        let o = desk.fireDueSteps(at: Self.t0.adding(seconds: 180))
+        #expect(Self.pages(o).map(\.0) == ["station"])
+        #expect(o.lateness == [0])
+    }
+}
+
+@Suite struct DeadlineHeapTests {
+    @Test func popsInDeadlineOrderAndDropsRescheduledEntries() {
+        var heap = DeadlineHeap()
+        var expected = [String: Int64]()
+        for i in 0..<2000 {
+            let due = Int64((i * 7919) % 10_007)  // distinct, in scrambled order
+            heap.schedule("a\(i % 500)", at: Timestamp(milliseconds: due))  // later schedules replace earlier ones
+            expected["a\(i % 500)"] = due
+        }
+        #expect(heap.count == 500)
+        let popped = heap.popDue(at: Timestamp(milliseconds: 10_007))
+        #expect(popped.count == 500)
+        #expect(popped.map(\.due.milliseconds) == popped.map(\.due.milliseconds).sorted())
+        #expect(Dictionary(uniqueKeysWithValues: popped.map { ($0.alert, $0.due.milliseconds) }) == expected)
+        #expect(heap.earliest() == nil && heap.staleDropped == 1500)
     }
 }

@@ -188,6 +188,7 @@ struct Builder {
             policyLines[id] = s.lineOf("id")
             let repeatCount = try s.integer("repeat", default: 0, range: 0...100)
             let repeatAfter = try s.integer("repeat_after_s", default: 60, range: 0...86_400)
+            let ackTimeout = try s.integer("ack_timeout_s", default: 0, range: 0...86_400)
             var steps = [PolicyStep]()
             let stepValue = s.raw("step")
             guard let stepValue else { throw error(t.line, "policy \"\(id)\" has no [[policy.step]]") }
@@ -218,7 +219,7 @@ struct Builder {
                 steps.append(PolicyStep(afterSeconds: after, notify: targets))
                 try ss.finish()
             }
-            policies.append(PolicyConfig(id: id, repeatCount: repeatCount, repeatAfterSeconds: repeatAfter, steps: steps))
+            policies.append(PolicyConfig(id: id, repeatCount: repeatCount, repeatAfterSeconds: repeatAfter, steps: steps, ackTimeoutSeconds: ackTimeout))
             try s.finish()
         }
 

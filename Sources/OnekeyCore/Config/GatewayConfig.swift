@@ -146,6 +146,8 @@ public struct PolicyConfig: Sendable, Equatable {
     public var repeatCount: Int
     public var repeatAfterSeconds: Int
     public var steps: [PolicyStep]
+    /// > 0: an acked alert not resolved this long after the ack opens again (0 = off).
+    public var ackTimeoutSeconds: Int = 0
 
     /// Used by grids that name `default` when the file defines no such policy: the primary at once,
     /// the backup after a minute, everyone on the grid after three, the whole ladder three times.

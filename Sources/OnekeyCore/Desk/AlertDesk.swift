@@ -22,6 +22,7 @@ public struct AlertDesk: Sendable {
     public private(set) var devices: [String: DeviceState] = [:]
     /// Recently closed alerts, so a late action gets "already resolved", not "unknown".
     private var recentlyClosed: [String: AlertState] = [:]
+    private var timers = DeadlineHeap()
     private var closedOrder: [String] = []
 
     public init(config: GatewayConfig, openAlerts: [Alert] = [], devices: [DeviceState] = [], issuedIDs: [String] = []) {
@@ -29,7 +30,10 @@ public struct AlertDesk: Sendable {
         roster = Roster(config: config)
         topics = Topics(prefix: config.mqtt.topicPrefix, gateway: config.gateway.id)
         dedup = PressDeduplicator(windowMs: config.dedup.repeatWindowMs)
-        for a in openAlerts where !a.state.isClosed { self.openAlerts[a.id] = a }
+        for a in openAlerts where !a.state.isClosed {
+            self.openAlerts[a.id] = a
+            timers.schedule(a.id, at: a.nextStepAt)
+        }
         for d in devices { self.devices[d.id] = d }
         for id in issuedIDs { ids.advance(past: id) }
         for a in openAlerts { ids.advance(past: a.id) }
@@ -44,7 +48,10 @@ public struct AlertDesk: Sendable {
     }
 
     /// The earliest escalation deadline among open alerts (what the timer waits for).
-    public var nextDeadline: Timestamp? { openAlerts.values.compactMap(\.nextStepAt).min() }
+    public mutating func nextDeadline() -> Timestamp? { timers.earliest() }
+
+    /// Timer entries dropped because their alert's schedule had changed since.
+    public var staleFiringsIgnored: Int { timers.staleDropped }
 
     public mutating func nextID(at t: Timestamp) -> String { ids.next(at: t) }
 
@@ -238,15 +245,48 @@ public struct AlertDesk: Sendable {
         }
     }
 
-    /// Fires the steps that are due at `t` for every open alert (the timer's tick).
+    /// Fires what is due at `t` (the timer's tick): ladder steps of open alerts, and ack timeouts
+    /// of acked ones. Only live heap entries fire; each alert's schedule is stored with it.
     public mutating func fireDueSteps(at t: Timestamp) -> DeskOutcome {
         var out = DeskOutcome()
-        for id in openAlerts.keys.sorted() {
-            guard var a = openAlerts[id], let due = a.nextStepAt, due <= t else { continue }
-            fireDue(&a, at: t, reason: .escalated, into: &out)
+        for entry in timers.popDue(at: t) {
+            guard var a = openAlerts[entry.alert], let due = a.nextStepAt, due <= t else { continue }
+            out.lateness.append(t.milliseconds - due.milliseconds)
+            if a.state == .acked {
+                reopenAfterAckTimeout(&a, at: t, into: &out)
+            } else {
+                fireDue(&a, at: t, reason: .escalated, into: &out)
+            }
             store(a, at: t, into: &out)
         }
         return out
+    }
+
+    /// The acker fell silent: the alert opens again, the acker and the current step's members are
+    /// paged again, and the ladder goes on from there.
+    private mutating func reopenAfterAckTimeout(_ a: inout Alert, at t: Timestamp, into out: inout DeskOutcome) {
+        let policy = policy(for: a)
+        let acker = a.ackedBy
+        a.state = .open
+        a.ackedBy = nil
+        a.ackedAt = nil
+        var members = acker.map { [$0] } ?? []
+        if a.step >= 0 {
+            for target in policy.steps[a.step % policy.steps.count].notify {
+                for m in roster.resolve(target, grid: a.grid, at: t) where !members.contains(m) { members.append(m) }
+            }
+        }
+        out.notes.append(DeskNote(.warning, "no resolve \(policy.ackTimeoutSeconds) s after \(acker ?? "the") ack: reopened, paging \(members.joined(separator: ", "))", alert: a.id, device: a.device, member: acker))
+        for m in members {
+            if !a.paged.contains(m) { a.paged.append(m) }
+            page(a, member: m, reason: .reopened, at: t, into: &out)
+        }
+        if let this = Self.deadline(step: a.step, policy: policy, raisedAt: a.raisedAt),
+           let next = Self.deadline(step: a.step + 1, policy: policy, raisedAt: a.raisedAt) {
+            a.nextStepAt = t.adding(milliseconds: next.milliseconds - this.milliseconds)
+        } else {
+            a.nextStepAt = nil
+        }
     }
 
     // MARK: Actions
@@ -268,7 +308,8 @@ public struct AlertDesk: Sendable {
             a.state = .acked
             a.ackedBy = member
             a.ackedAt = t
-            a.nextStepAt = nil
+            let timeout = policy(for: a).ackTimeoutSeconds
+            a.nextStepAt = timeout > 0 ? t.adding(seconds: timeout) : nil
             out.notes.append(DeskNote(.notice, "acked by \(member) via \(source.rawValue)", alert: id, device: a.device, member: member))
         case .resolve:
             a.state = .resolved
@@ -333,6 +374,7 @@ public struct AlertDesk: Sendable {
     /// then an empty retained message clears it) and keeps `openAlerts` in step.
     private mutating func store(_ a: Alert, at t: Timestamp, into out: inout DeskOutcome) {
         out.record(a)
+        timers.schedule(a.id, at: a.state.isClosed ? nil : a.nextStepAt)
         let gateway = config.gateway.id
         if a.state.isClosed {
             openAlerts[a.id] = nil

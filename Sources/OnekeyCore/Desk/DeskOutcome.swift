@@ -31,6 +31,8 @@ public struct DeskOutcome: Sendable {
     public var repeats = 0
     /// Pages sent, for counters.
     public var pages = 0
+    /// For each timer firing: how late it ran after its deadline (ms, injected clock).
+    public var lateness: [Int64] = []
 
     public init() {}
 
@@ -56,6 +58,7 @@ public struct DeskOutcome: Sendable {
         notes += other.notes
         repeats += other.repeats
         pages += other.pages
+        lateness += other.lateness
     }
 }
 
