@@ -14,13 +14,15 @@ import OnekeyHarness
 import OnekeyLinux
 
 var presses = 1000
+var openAlerts = 10_000
 var modes: [(String, Bool)] = [("durable (synchronous=FULL)", false), ("relaxed (synchronous=NORMAL)", true)]
 var args = CommandLine.arguments.dropFirst()
 while let a = args.popFirst() {
     switch a {
     case "--presses": presses = Int(args.popFirst() ?? "") ?? presses
     case "--durable-only": modes = [modes[0]]
-    default: print("usage: onekey-bench [--presses N] [--durable-only]"); exit(64)
+    case "--open-alerts": openAlerts = Int(args.popFirst() ?? "") ?? openAlerts
+    default: print("usage: onekey-bench [--presses N] [--durable-only] [--open-alerts N]"); exit(64)
     }
 }
 
@@ -96,6 +98,52 @@ do {
         print(String(format: "  memory (RSS) after %d alerts: %.1f MiB;  idle CPU over 5 s: %.2f %%", presses, Double(rss) / 1024, Double(ticks1 - ticks0) / hz / 5 * 100))
         daemon.stop()
         sub.close()
+    }
+    // Timer lateness with 10,000 open alerts: every device pressed once, each alert's step 1
+    // (the backup) due 20 s after its press; the daemon records how late each timer wake-up was.
+    do {
+        let n = openAlerts
+        let pty = try PseudoTerminal()
+        let devices = (0..<n).map { i -> (id: String, address: String) in ("btn-\(i)", String(0x10000 + i, radix: 16, uppercase: true)) }
+        let daemon = try DaemonProcess { state, socket in
+            SampleConfig.text(brokerPort: broker.port, portPath: pty.path, stateDir: state, socket: socket, devices: devices, policy: """
+                [[policy]]
+                id = "test"
+                [[policy.step]]
+                after_s = 0
+                notify = ["grid:primary"]
+                [[policy.step]]
+                after_s = 20
+                notify = ["grid:backup"]
+                """)
+        }
+        try daemon.start()
+        let started = Date()
+        for d in devices {
+            try pty.write(EV1527Decoder.encode(address: d.address, key: 8)!)
+            usleep(500)
+        }
+        var open = 0
+        while Date().timeIntervalSince(started) < 120 {
+            open = Int(try daemon.control(["cmd": "status"])["open_alerts"]?.intValue ?? 0)
+            if open >= n { break }
+            usleep(200_000)
+        }
+        let pressing = Date().timeIntervalSince(started)
+        // Wait for every step 1 to fire.
+        var status = try daemon.control(["cmd": "status"])
+        while Date().timeIntervalSince(started) < pressing + 60 {
+            status = try daemon.control(["cmd": "status"])
+            if status["next_escalation"]?.isNull == true { break }
+            usleep(500_000)
+        }
+        let l = status["timer_lateness_ms"]
+        func ms(_ j: JSON?) -> String { j.map { if case .double(let d) = $0 { return String(format: "%.3f", d) }; return $0.text } ?? "-" }
+        print("escalation timer with \(open) open alerts (\(String(format: "%.1f", pressing)) s to press them all):")
+        print("  wake-up lateness after the deadline: p50 \(ms(l?["p50"])) ms   p99 \(ms(l?["p99"])) ms   max \(ms(l?["max"])) ms   (n=\(l?["count"]?.intValue ?? 0) wake-ups)")
+        print("  backup pages sent: \((status["counters"]?["pages"]?.intValue ?? 0) - Int64(2 * n)) of \(n);  stale firings ignored: \(status["stale_firings_ignored"]?.intValue ?? 0)")
+        print(String(format: "  memory (RSS) with %d open alerts: %.1f MiB", open, Double(rssKiB(daemon.pid)) / 1024))
+        daemon.stop()
     }
     broker.stop()
 } catch {

@@ -23,6 +23,12 @@ public struct AlertDesk: Sendable {
     /// Recently closed alerts, so a late action gets "already resolved", not "unknown".
     private var recentlyClosed: [String: AlertState] = [:]
     private var timers = DeadlineHeap()
+    /// Enrolled devices by "driver/address", so a frame's lookup does not scan the list.
+    private var enrolled: [String: DeviceConfig] = [:]
+
+    private static func index(_ c: GatewayConfig) -> [String: DeviceConfig] {
+        Dictionary(c.devices.map { ("\($0.driver.rawValue)/\($0.address)", $0) }, uniquingKeysWith: { a, _ in a })
+    }
     private var closedOrder: [String] = []
 
     public init(config: GatewayConfig, openAlerts: [Alert] = [], devices: [DeviceState] = [], issuedIDs: [String] = []) {
@@ -30,6 +36,7 @@ public struct AlertDesk: Sendable {
         roster = Roster(config: config)
         topics = Topics(prefix: config.mqtt.topicPrefix, gateway: config.gateway.id)
         dedup = PressDeduplicator(windowMs: config.dedup.repeatWindowMs)
+        enrolled = Self.index(config)
         for a in openAlerts where !a.state.isClosed {
             self.openAlerts[a.id] = a
             timers.schedule(a.id, at: a.nextStepAt)
@@ -45,6 +52,7 @@ public struct AlertDesk: Sendable {
         roster = Roster(config: new)
         topics = Topics(prefix: new.mqtt.topicPrefix, gateway: new.gateway.id)
         dedup.windowNanos = UInt64(new.dedup.repeatWindowMs) * 1_000_000
+        enrolled = Self.index(new)
     }
 
     /// The earliest escalation deadline among open alerts (what the timer waits for).
@@ -64,7 +72,7 @@ public struct AlertDesk: Sendable {
             return out
         }
         let t = now.wall
-        guard let device = config.device(driver: frame.driver, address: frame.address) else {
+        guard let device = enrolled["\(frame.driver.rawValue)/\(frame.address)"] else {
             let event = GatewayEvent(id: ids.next(at: t), device: nil, driver: frame.driver, address: frame.address,
                                      kind: .unknownDevice, code: frame.code, receivedAt: t, raw: frame.raw)
             emit(event, into: &out)
