@@ -140,21 +140,7 @@ public enum Onekeyctl {
 
     /// One request, one response line.
     public static func request(_ body: JSON, socket: String, timeoutMs: Int32 = 15_000) throws -> JSON {
-        let fd = try UnixSocket.connect(path: socket)
-        defer { close(fd) }
-        var line = body.bytes
-        line.append(10)
-        try writeAll(fd, line, what: "control socket")
-        var response = [UInt8]()
-        var buf = [UInt8](repeating: 0, count: 65536)
-        while !response.contains(10) {
-            var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-            guard try syscall("poll control socket", { poll(&pfd, 1, timeoutMs) }) > 0 else { throw SystemError("waiting for onekeyd", errno: ETIMEDOUT) }
-            let n = try syscall("read control socket") { read(fd, &buf, buf.count) }
-            if n == 0 { break }
-            response += buf[0..<n]
-        }
-        return try JSON.parse(Array(response.prefix { $0 != 10 }))
+        try JSON.parse(UnixSocket.exchangeLine(path: socket, body.bytes, timeoutMs: timeoutMs))
     }
 
     static func fail(_ code: Int32, _ message: String) -> Int32 {

@@ -77,19 +77,7 @@ public final class DaemonProcess: @unchecked Sendable {
     }
 
     public func control(line: String) throws -> JSON {
-        let fd = try UnixSocket.connect(path: socketPath)
-        defer { Glibc.close(fd) }
-        try writeAll(fd, Array((line + "\n").utf8), what: "control")
-        var response = [UInt8]()
-        var buf = [UInt8](repeating: 0, count: 65536)
-        while !response.contains(10) {
-            var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-            guard poll(&pfd, 1, 10_000) > 0 else { throw HarnessError("control: no answer") }
-            let n = Glibc.read(fd, &buf, buf.count)
-            guard n > 0 else { break }
-            response += buf[0..<n]
-        }
-        return try JSON.parse(Array(response.prefix { $0 != 10 }))
+        try JSON.parse(UnixSocket.exchangeLine(path: socketPath, Array(line.utf8), timeoutMs: 10_000))
     }
 
     public func signal(_ sig: Int32) { if let p = process, p.isRunning { kill(p.processIdentifier, sig) } }

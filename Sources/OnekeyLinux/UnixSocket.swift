@@ -50,6 +50,26 @@ public enum UnixSocket {
         return fd
     }
 
+    /// One request line out, one response line back (without its newline): the control
+    /// socket's exchange, for onekeyctl and the tests.
+    public static func exchangeLine(path: String, _ line: [UInt8], timeoutMs: Int32 = 15_000) throws(SystemError) -> [UInt8] {
+        let fd = try connect(path: path)
+        defer { close(fd) }
+        try writeAll(fd, line + [10], what: "control socket")
+        var response = [UInt8]()
+        var buf = [UInt8](repeating: 0, count: 65536)
+        while !response.contains(10) {
+            var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            guard try syscall("poll control socket", { poll(&pfd, 1, timeoutMs) }) > 0 else {
+                throw SystemError("waiting for an answer on \(path)", errno: ETIMEDOUT)
+            }
+            let n = try syscall("read control socket") { read(fd, &buf, buf.count) }
+            if n == 0 { break }
+            response += buf[0..<n]
+        }
+        return Array(response.prefix { $0 != 10 })
+    }
+
     public static func accept(_ listener: Int32) throws(SystemError) -> Int32? {
         while true {
             let fd = Glibc.accept(listener, nil, nil)
