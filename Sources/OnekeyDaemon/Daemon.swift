@@ -83,9 +83,14 @@ public enum Daemon {
             logger.critical("stopped on error: \(error)")
             return 70
         }
+        // Let anything still queued (late broker events) run against a live gateway, then close the store.
+        withExtendedLifetime(gateway) {
+            gateway.queue.sync {
+                gateway.storeClosed = true
+                do { try store.close() } catch { logger.error("closing the store: \(error)") }
+            }
+        }
         logger.notice("stopped cleanly")
-        // Let anything still queued (late broker events) run against a live gateway before exit.
-        withExtendedLifetime(gateway) { gateway.queue.sync {} }
         return 0
     }
 

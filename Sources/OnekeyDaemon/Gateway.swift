@@ -44,6 +44,8 @@ public final class Gateway: @unchecked Sendable {
     private var escalationTimer: DispatchSourceTimer?
     /// Set at shutdown, so the final disconnect is not reported as a fault.
     var stopping = false
+    /// Set once the store is closed at exit: late events are dropped.
+    var storeClosed = false
     /// Replaces the broker link after its settings changed (set by the daemon).
     var relink: (() -> Void)?
     /// Called (on the queue) whenever the summary line may have changed.
@@ -90,7 +92,7 @@ public final class Gateway: @unchecked Sendable {
     func apply(_ outcome: DeskOutcome) {
         dispatchPrecondition(condition: .onQueue(queue))
         counters.repeats += outcome.repeats
-        guard outcome.changesState else { return }
+        guard outcome.changesState, !storeClosed else { return }
         do {
             outboxDepth += try store.commit(outcome, at: clock.now().wall).count
         } catch {
@@ -208,6 +210,7 @@ public final class Gateway: @unchecked Sendable {
     /// Deletes PUBACKed messages in one transaction, then sends more.
     private func flushAcked() {
         flushScheduled = false
+        guard !storeClosed else { return }
         let seqs = acked
         acked = []
         do {
@@ -224,7 +227,7 @@ public final class Gateway: @unchecked Sendable {
     /// Hands outbox messages to the connection, in order, keeping at most `window` in flight.
     func pump() {
         dispatchPrecondition(condition: .onQueue(queue))
-        guard connected, let link else { return }
+        guard connected, let link, !storeClosed else { return }
         while inflight.count < Self.window {
             let rows: [OutboxRow]
             do { rows = try store.outbox(after: sentThrough, limit: Self.window - inflight.count) } catch {

@@ -189,6 +189,9 @@ public final class Store: @unchecked Sendable {
         }
     }
 
+    /// Closes the database (checkpointing the WAL) at shutdown.
+    public func close() throws { try db.close() }
+
     /// A quick liveness probe for the watchdog: the store answers a read.
     public func isHealthy() -> Bool { (try? db.read { db in try Int.fetchOne(db, sql: "SELECT 1") }) == 1 }
 

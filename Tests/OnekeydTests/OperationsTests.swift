@@ -124,7 +124,10 @@ import Testing
         chmod(rig.daemon.socketPath, 0o666)
         chmod(rig.daemon.directory, 0o755)
         chmod(rig.daemon.directory + "/run", 0o755)
-        let ctl = Binaries.path("onekeyctl")
+        // A copy of onekeyctl the other user can surely execute, wherever the checkout lives.
+        let ctl = rig.daemon.directory + "/onekeyctl"
+        try FileManager.default.copyItem(atPath: Binaries.path("onekeyctl"), toPath: ctl)
+        chmod(ctl, 0o755)
         let asNobody = try runCommand("/usr/bin/setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups", ctl, "--socket", rig.daemon.socketPath, "status"])
         #expect(asNobody.status == 0, "\(asNobody.stderr)")
         let denied = try runCommand("/usr/bin/setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups", ctl, "--socket", rig.daemon.socketPath, "test-alert", "--device", "btn-chen-401"])
