@@ -36,6 +36,12 @@ public enum Daemon {
             return 0
         }
 
+        // Start from a clear signal mask: a parent that blocked SIGTERM/SIGHUP must not leave
+        // the daemon deaf to its service manager.
+        var none = sigset_t()
+        sigemptyset(&none)
+        pthread_sigmask(SIG_SETMASK, &none, nil)
+
         DaemonLogHandler.bootstrap(level: ProcessInfo.processInfo.environment["ONEKEYD_DEBUG"] != nil ? .debug : .info)
         let logger = Logger(label: "onekeyd")
 

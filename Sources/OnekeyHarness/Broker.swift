@@ -64,8 +64,11 @@ public final class Broker: @unchecked Sendable {
             """
         try text.write(toFile: conf, atomically: true, encoding: .utf8)
         let p = Process()
-        p.executableURL = URL(fileURLWithPath: Self.executable)
-        p.arguments = ["-c", conf]
+        // The test runner blocks SIGTERM in its threads and children inherit the mask; unblock it
+        // so mosquitto can stop gracefully (and save its sessions) as a real broker would.
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        p.arguments = ["-c", "import os, signal, sys; signal.pthread_sigmask(signal.SIG_SETMASK, set()); os.execv(sys.argv[1], sys.argv[1:])",
+                       Self.executable, "-c", conf]
         p.standardOutput = FileHandle.nullDevice
         p.standardError = FileHandle(forWritingAtPath: "/dev/null")
         try p.run()
@@ -111,7 +114,8 @@ public func waitForExit(_ p: Process, timeout: Double) {
     while p.isRunning && Date() < deadline { usleep(5_000) }
     if p.isRunning {
         kill(p.processIdentifier, SIGKILL)
-        while p.isRunning { usleep(5_000) }
+        let hard = Date(timeIntervalSinceNow: 5)
+        while p.isRunning && Date() < hard { usleep(5_000) }
     }
 }
 
