@@ -56,7 +56,6 @@ public final class Store: @unchecked Sendable {
                 CREATE TABLE outbox (
                     seq INTEGER PRIMARY KEY AUTOINCREMENT, topic TEXT NOT NULL, payload BLOB NOT NULL,
                     retain INTEGER NOT NULL, msg_key TEXT NOT NULL, created_at INTEGER NOT NULL);
-                CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
                 """)
         }
         return m
@@ -86,19 +85,8 @@ public final class Store: @unchecked Sendable {
                                arguments: [m.topic, Data(m.payload), m.retain, m.key, t.milliseconds])
                 rows.append(OutboxRow(seq: db.lastInsertedRowID, message: m, createdAt: t))
             }
-            if outcome.repeats > 0 { try Self.bump("repeat_frames", by: outcome.repeats, db) }
             return rows
         }
-    }
-
-    public func addCounter(_ name: String, by n: Int) throws {
-        guard n != 0 else { return }
-        try db.write { db in try Self.bump(name, by: n, db) }
-    }
-
-    static func bump(_ name: String, by n: Int, _ db: Database) throws {
-        try db.execute(sql: "INSERT INTO counters (name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = value + excluded.value",
-                       arguments: [name, n])
     }
 
     static func upsert(_ a: Alert, _ db: Database) throws {
@@ -180,12 +168,6 @@ public final class Store: @unchecked Sendable {
             [try String.fetchOne(db, sql: "SELECT MAX(id) FROM alerts"),
              try String.fetchOne(db, sql: "SELECT MAX(id) FROM events"),
              try String.fetchOne(db, sql: "SELECT MAX(msg_key) FROM outbox")].compactMap { $0 }
-        }
-    }
-
-    public func counters() throws -> [String: Int] {
-        try db.read { db in
-            Dictionary(uniqueKeysWithValues: try Row.fetchAll(db, sql: "SELECT name, value FROM counters").map { ($0["name"] as String, $0["value"] as Int) })
         }
     }
 

@@ -13,9 +13,6 @@ public struct GatewayConfig: Sendable, Equatable {
     public var policies: [PolicyConfig]
 
     public func device(id: String) -> DeviceConfig? { devices.first { $0.id == id } }
-    public func device(driver: DriverKind, address: String) -> DeviceConfig? {
-        devices.first { $0.driver == driver && $0.address == address }
-    }
     public func grid(id: String) -> GridConfig? { grids.first { $0.id == id } }
     public func member(id: String) -> MemberConfig? { members.first { $0.id == id } }
     public func policy(id: String) -> PolicyConfig? { policies.first { $0.id == id } }
