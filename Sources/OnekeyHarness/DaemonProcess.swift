@@ -23,6 +23,9 @@ public final class DaemonProcess: @unchecked Sendable {
     public let logPath: String
     private var process: Process?
     public var environment: [String: String] = [:]
+    /// A command the daemon runs under, e.g. `umockdev-run -d dev.umockdev --` (the daemon's
+    /// own arguments follow it).
+    public var launcher: [String] = []
 
     public init(config: (_ stateDir: String, _ socket: String) -> String) throws {
         directory = try TempDirectory.make("daemon")
@@ -43,8 +46,9 @@ public final class DaemonProcess: @unchecked Sendable {
     /// Starts the daemon and waits until its control socket answers `status`.
     public func start(waitReady: Bool = true) throws {
         let p = Process()
-        p.executableURL = URL(fileURLWithPath: Binaries.path("onekeyd"))
-        p.arguments = ["--config", configPath]
+        let command = launcher + [Binaries.path("onekeyd"), "--config", configPath]
+        p.executableURL = URL(fileURLWithPath: command[0])
+        p.arguments = Array(command.dropFirst())
         var env = ProcessInfo.processInfo.environment
         env.removeValue(forKey: "NOTIFY_SOCKET")
         env.removeValue(forKey: "JOURNAL_STREAM")
@@ -93,7 +97,9 @@ public final class DaemonProcess: @unchecked Sendable {
     @discardableResult
     public func stop(timeout: Double = 15) -> Int32? {
         guard let p = process else { return nil }
-        if p.isRunning { kill(p.processIdentifier, SIGTERM) }
+        // Under a launcher, the daemon is the launcher's child: signal it, and the launcher follows.
+        if !launcher.isEmpty, p.isRunning { _ = try? runCommand("/usr/bin/pkill", ["-TERM", "-P", String(p.processIdentifier)]) }
+        if p.isRunning && launcher.isEmpty { kill(p.processIdentifier, SIGTERM) }
         waitForExit(p, timeout: timeout)
         return p.terminationStatus
     }
