@@ -34,8 +34,11 @@ extension Gateway {
         defer { ServiceManager.notify("READY=1") }
         desk.reconfigure(new)
 
-        // Ports: stop the ones gone or changed, open the new ones.
-        for (path, reader) in ports where !new.ports.contains(reader.config) {
+        // Ports bound by path: stop the ones removed or changed (udev-found ports, line 0, stay).
+        func sameLine(_ a: PortConfig, _ b: PortConfig) -> Bool {
+            a.path == b.path && a.driver == b.driver && a.baud == b.baud && a.parity == b.parity && a.dataBits == b.dataBits
+        }
+        for (path, reader) in ports where reader.config.line > 0 && !new.ports.contains(where: { sameLine($0, reader.config) }) {
             reader.stop()
             ports[path] = nil
             logger.notice("port \(path) removed from the configuration")

@@ -236,7 +236,10 @@ public final class Gateway: @unchecked Sendable {
             }
             if rows.isEmpty { return }
             for row in rows {
-                guard let (gen, mid) = link.publish(topic: row.message.topic, payload: row.message.payload, retain: row.message.retain) else { return }
+                guard let (gen, mid) = link.publish(topic: row.message.topic, payload: row.message.payload, retain: row.message.retain) else {
+                    if link.isConnected { logger.error("libmosquitto refused outbox message \(row.seq) on \(row.message.topic); retrying") }
+                    return
+                }
                 guard gen == linkGeneration else { return }
                 inflight[mid] = row.seq
                 sentThrough = row.seq
