@@ -72,7 +72,9 @@ public enum Daemon {
             }
             discoverReceivers(gateway: gateway)
             do { try control.start() } catch { setupError = "cannot listen on \(config.gateway.controlSocket): \(error)" }
-            // Steps that fell due while the daemon was down fire now, once.
+            // Supervised devices' silence timers start; steps that fell due while the daemon was
+            // down fire now, once.
+            gateway.desk.startSupervision(at: gateway.clock.now().wall)
             gateway.apply(gateway.desk.fireDueSteps(at: gateway.clock.now().wall))
             gateway.rearmEscalation()
             if !gateway.desk.openAlerts.isEmpty {

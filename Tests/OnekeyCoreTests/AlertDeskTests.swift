@@ -301,6 +301,31 @@ import Testing
         #expect(!plain.fireDueSteps(at: Self.t0.adding(seconds: 100_000)).changesState)
     }
 
+    @Test func aSupervisedDeviceThatFallsSilentRaisesASupervisionTroubleUntilHeardAgain() throws {
+        var config = try Self.config()
+        config.devices[0].supervisionSeconds = 3600
+        var desk = AlertDesk(config: config)
+        desk.startSupervision(at: Self.t0)
+        var clock = ManualClock()
+        clock.advance(ms: 600_000)
+        _ = desk.handle(Self.press(1), at: clock.now)  // a test transmission: heard at t0+10 min
+        #expect(!desk.fireDueSteps(at: Self.t0.adding(seconds: 4199)).changesState)
+        let due = desk.nextDeadline()
+        #expect(due == Self.t0.adding(seconds: 4200))
+        let o = desk.fireDueSteps(at: Self.t0.adding(seconds: 4200))
+        #expect(o.alerts.first?.kind == .supervisionLoss && o.alerts.first?.nextStepAt == nil)
+        #expect(Self.pages(o).elementsEqual([("alice", "raised")], by: ==))
+        #expect(o.devices.first?.online == false)
+        // Not raised again while still silent; cleared by the next frame.
+        #expect(!desk.fireDueSteps(at: Self.t0.adding(seconds: 99_999)).changesState)
+        clock.advance(ms: 5_000_000)
+        let heard = desk.handle(Self.press(1), at: clock.now)
+        #expect(heard.alerts.first?.kind == .supervisionLoss && heard.alerts.first?.state == .resolved)
+        #expect(heard.devices.first?.online == true)
+        // Unsupervised devices never raise it.
+        #expect(!desk.openAlerts.values.contains { $0.device == "low" })
+    }
+
     @Test func aFiringWhoseScheduleChangedIsStaleAndIgnored() throws {
         var desk = AlertDesk(config: try Self.config())
         let id = desk.handle(Self.press(8), at: ManualClock().now).alerts[0].id

@@ -23,6 +23,8 @@ public struct AlertDesk: Sendable {
     /// Recently closed alerts, so a late action gets "already resolved", not "unknown".
     private var recentlyClosed: [String: AlertState] = [:]
     private var timers = DeadlineHeap()
+    /// Supervised devices (`supervision_s` > 0): when each must have been heard from again.
+    private var silence = DeadlineHeap()
     /// Enrolled devices by "driver/address", so a frame's lookup does not scan the list.
     private var enrolled: [String: DeviceConfig] = [:]
 
@@ -53,10 +55,30 @@ public struct AlertDesk: Sendable {
         topics = Topics(prefix: new.mqtt.topicPrefix, gateway: new.gateway.id)
         dedup.windowNanos = UInt64(new.dedup.repeatWindowMs) * 1_000_000
         enrolled = Self.index(new)
+        if let t = supervisionStarted { startSupervision(at: t) }
+    }
+
+    private var supervisionStarted: Timestamp?
+
+    /// Starts (or, after a reload, restarts) the silence timers: each supervised device must be
+    /// heard within `supervision_s` of when it was last heard, or of `now` if never.
+    public mutating func startSupervision(at now: Timestamp) {
+        supervisionStarted = now
+        for d in config.devices {
+            let due = d.supervisionSeconds > 0 && devices[d.id]?.online != false
+                ? (devices[d.id]?.lastSeen.map { max($0, now.adding(seconds: -d.supervisionSeconds)) } ?? now).adding(seconds: d.supervisionSeconds)
+                : nil
+            silence.schedule(d.id, at: due)
+        }
     }
 
     /// The earliest escalation deadline among open alerts (what the timer waits for).
-    public mutating func nextDeadline() -> Timestamp? { timers.earliest() }
+    public mutating func nextDeadline() -> Timestamp? {
+        switch (timers.earliest(), silence.earliest()) {
+        case let (a?, b?): return min(a, b)
+        case let (a, b): return a ?? b
+        }
+    }
 
     /// Timer entries dropped because their alert's schedule had changed since.
     public var staleFiringsIgnored: Int { timers.staleDropped }
@@ -86,6 +108,7 @@ public struct AlertDesk: Sendable {
         var state = devices[device.id] ?? DeviceState(id: device.id)
         state.online = true
         state.lastSeen = t
+        if device.supervisionSeconds > 0 && !test { silence.schedule(device.id, at: t.adding(seconds: device.supervisionSeconds)) }
         if kind == .lowBattery { state.batteryLow = true }
 
         if kind.isEmergency {
@@ -257,6 +280,18 @@ public struct AlertDesk: Sendable {
     /// of acked ones. Only live heap entries fire; each alert's schedule is stored with it.
     public mutating func fireDueSteps(at t: Timestamp) -> DeskOutcome {
         var out = DeskOutcome()
+        for entry in silence.popDue(at: t) {
+            guard let device = config.device(id: entry.alert), device.supervisionSeconds > 0 else { continue }
+            out.lateness.append(t.milliseconds - entry.due.milliseconds)
+            var state = devices[device.id] ?? DeviceState(id: device.id)
+            state.online = false
+            devices[device.id] = state
+            out.record(state)
+            out.notes.append(DeskNote(.error, "\(device.id) not heard for \(device.supervisionSeconds) s (last \(state.lastSeen?.rfc3339 ?? "never"))", device: device.id, kind: .supervisionLoss))
+            _ = raiseTrouble(device: device, kind: .supervisionLoss, at: t, into: &out)
+            let gateway = config.gateway.id
+            out.messages.append(message(topics.device(device.id), retain: true, at: t) { Payloads.device(device, state: state, gateway: gateway, key: $0) })
+        }
         for entry in timers.popDue(at: t) {
             guard var a = openAlerts[entry.alert], let due = a.nextStepAt, due <= t else { continue }
             out.lateness.append(t.milliseconds - due.milliseconds)
