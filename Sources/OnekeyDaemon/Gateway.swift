@@ -81,21 +81,32 @@ public final class Gateway: @unchecked Sendable {
             counters.garbageBytes += result.skippedBytes
             port.noteGarbage(result.skippedBytes)
         }
-        for frame in result.frames {
-            counters.frames += 1
-            let outcome = desk.handle(frame, at: clock.now())
-            apply(outcome)
+        var stored = true
+        for item in result.items {
+            switch item {
+            case .frame(let frame):
+                counters.frames += 1
+                stored = apply(desk.handle(frame, at: clock.now()))
+            case .reply(let bytes):
+                // An ACK confirms durable storage; if the store failed, NAK so the receiver resends.
+                port.reply(bytes == SurGardDecoder.ack && !stored ? SurGardDecoder.nak : bytes)
+                stored = true
+            }
         }
     }
 
     /// Stores an outcome (one transaction), logs it, and hands its messages to the broker.
-    func apply(_ outcome: DeskOutcome) {
+    /// Returns false when the store refused it.
+    @discardableResult
+    func apply(_ outcome: DeskOutcome) -> Bool {
         dispatchPrecondition(condition: .onQueue(queue))
         counters.repeats += outcome.repeats
-        guard outcome.changesState, !storeClosed else { return }
+        guard outcome.changesState, !storeClosed else { return true }
+        var stored = true
         do {
             outboxDepth += try store.commit(outcome, at: clock.now().wall).count
         } catch {
+            stored = false
             counters.storeErrors += 1
             logger.critical("could not store \(outcome.events.count) event(s) and \(outcome.alerts.count) alert change(s): \(error); publishing without the outbox")
             for m in outcome.outbox { _ = link?.publish(topic: m.topic, payload: m.payload, retain: m.retain) }
@@ -105,6 +116,7 @@ public final class Gateway: @unchecked Sendable {
         pump()
         rearmEscalation()
         summaryChanged()
+        return stored
     }
 
     func log(_ note: DeskNote) {

@@ -104,6 +104,14 @@ final class PortReader: @unchecked Sendable {
         fd = -1
     }
 
+    /// Answers the device (a receiver's ACK/NAK). A failed write is logged; the receiver resends.
+    func reply(_ bytes: [UInt8]) {
+        guard fd >= 0 else { return }
+        do { try writeAll(fd, bytes, what: config.path, timeoutMs: 500) } catch {
+            logger.error("port \(config.path): cannot answer the receiver: \(error)", metadata: ["port": "\(config.path)"])
+        }
+    }
+
     /// Stops reading for good (shutdown, or the port left the configuration).
     func stop() {
         dispatchPrecondition(condition: .onQueue(gateway.queue))

@@ -12,7 +12,7 @@ public struct PressDeduplicator: Sendable {
 
     /// True when `frame` repeats one seen within the window; records it either way.
     public mutating func isRepeat(_ frame: DecodedFrame, at monotonicNanos: UInt64) -> Bool {
-        let key = "\(frame.driver.rawValue)/\(frame.address)/\(frame.code)"
+        let key = "\(frame.driver.rawValue)/\(frame.address)/\(frame.code)/\(frame.kind?.rawValue ?? "")"
         defer {
             lastSeen[key] = monotonicNanos
             prune(now: monotonicNanos)

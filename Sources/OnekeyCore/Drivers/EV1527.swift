@@ -43,7 +43,7 @@ public struct EV1527Decoder: FrameDecoder {
             if buffer.count - p < Self.frameLength { break }  // wait for the rest
             if buffer[p + 5] != Self.end { result.skippedBytes += 1; p += 1; continue }
             let raw = Array(buffer[p..<(p + Self.frameLength)])
-            result.frames.append(Self.frame(raw))
+            result.items.append(.frame(Self.frame(raw)))
             p += Self.frameLength
         }
         buffer.removeFirst(p)
