@@ -44,10 +44,9 @@ extension Gateway {
             logger.notice("port \(path) removed from the configuration")
         }
         for p in new.ports where ports[p.path] == nil {
-            if let reader = PortReader(config: p, gateway: self) {
-                ports[p.path] = reader
-                reader.open()
-            }
+            let reader = PortReader(config: p, gateway: self)
+            ports[p.path] = reader
+            reader.open()
         }
         if old.mqtt != new.mqtt || old.gateway.id != new.gateway.id {
             logger.notice("broker settings changed; reconnecting")

@@ -63,10 +63,7 @@ public enum Daemon {
         var setupError: String?
         gateway.queue.sync {
             for p in config.ports {
-                guard let reader = PortReader(config: p, gateway: gateway) else {
-                    logger.error("driver \(p.driver.rawValue) for port \(p.path) is not available in this version")
-                    continue
-                }
+                let reader = PortReader(config: p, gateway: gateway)
                 gateway.ports[p.path] = reader
                 reader.open()
             }
@@ -102,8 +99,9 @@ public enum Daemon {
         return 0
     }
 
-    /// The first udev enumeration: receivers that our rules tag with ONEKEY_DRIVER. Serial ones
-    /// not already bound by path are opened with their driver's defaults.
+    /// The first udev enumeration: receivers and buttons that our rules tag with ONEKEY_DRIVER,
+    /// not already bound by path, are opened with their driver's defaults (ONEKEY_BAUD,
+    /// ONEKEY_PARITY, ONEKEY_DATA_BITS override them).
     static func discoverReceivers(gateway: Gateway) {
         let found: [UdevDevice]
         do { found = try Udev.enumerateReceivers() } catch {
@@ -111,12 +109,13 @@ public enum Daemon {
             return
         }
         for dev in found {
-            guard let node = dev.devnode, let name = dev.onekeyDriver, let driver = DriverKind(rawValue: name), driver.isSerial,
+            guard let node = dev.devnode, let name = dev.onekeyDriver, let driver = DriverKind(rawValue: name),
                   gateway.ports[node] == nil else { continue }
             let p = PortConfig(path: node, driver: driver, baud: Int(dev.properties["ONEKEY_BAUD"] ?? "") ?? driver.defaultBaud,
                                parity: Parity(rawValue: dev.properties["ONEKEY_PARITY"] ?? "") ?? .none,
-                               dataBits: Int(dev.properties["ONEKEY_DATA_BITS"] ?? "") ?? 8, line: 0)
-            guard let reader = PortReader(config: p, gateway: gateway) else { continue }
+                               dataBits: Int(dev.properties["ONEKEY_DATA_BITS"] ?? "") ?? 8, line: 0,
+                               serial: dev.properties["ID_SERIAL"])
+            let reader = PortReader(config: p, gateway: gateway)
             gateway.logger.notice("udev: found \(driver.rawValue) receiver \(node) (\(dev.syspath))")
             gateway.ports[node] = reader
             reader.open()

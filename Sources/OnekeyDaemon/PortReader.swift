@@ -22,11 +22,17 @@ final class PortReader: @unchecked Sendable {
     private var garbageSinceLog = 0
     private var lastGarbageLog: UInt64 = 0
 
-    init?(config: PortConfig, gateway: Gateway) {
-        guard let decoder = DriverTable.decoder(for: config.driver) else { return nil }
+    init(config: PortConfig, gateway: Gateway) {
         self.config = config
         self.gateway = gateway
-        self.decoder = decoder
+        self.decoder = DriverTable.decoder(for: config.driver, address: Self.enrolmentAddress(config, gateway.config))
+    }
+
+    /// An evdev device may be enrolled by its /dev path or its udev ID_SERIAL; frames carry
+    /// whichever the configuration uses.
+    static func enrolmentAddress(_ port: PortConfig, _ config: GatewayConfig) -> String {
+        if config.devices.contains(where: { $0.driver == .evdev && $0.address == port.path }) { return port.path }
+        return port.serial ?? port.path
     }
 
     var isOpen: Bool { fd >= 0 }
@@ -37,8 +43,13 @@ final class PortReader: @unchecked Sendable {
         dispatchPrecondition(condition: .onQueue(gateway.queue))
         guard !stopped, fd < 0 else { return }
         do {
-            let line = SerialLine(baud: config.baud, parity: config.parity, dataBits: config.dataBits)
-            fd = try SerialPort.open(config.path, line: line)
+            if config.driver.isSerial {
+                fd = try SerialPort.open(config.path, line: SerialLine(baud: config.baud, parity: config.parity, dataBits: config.dataBits))
+            } else {
+                let (descriptor, grabbed) = try InputDevice.open(config.path)
+                fd = descriptor
+                if !grabbed { logger.warning("could not grab \(config.path) (EVIOCGRAB): other readers see its keys too", metadata: ["port": "\(config.path)"]) }
+            }
         } catch {
             if lastError != "\(error)" {
                 logger.error("cannot open port \(config.path): \(error); retrying", metadata: ["port": "\(config.path)"])
@@ -47,11 +58,12 @@ final class PortReader: @unchecked Sendable {
             scheduleRetry()
             return
         }
-        logger.notice("port \(config.path) open (\(config.driver.rawValue), \(config.baud) \(config.dataBits)\(config.parity.rawValue.prefix(1).uppercased())1)", metadata: ["port": "\(config.path)"])
+        let settings = config.driver.isSerial ? "\(config.baud) \(config.dataBits)\(config.parity.rawValue.prefix(1).uppercased())1" : "grabbed input device"
+        logger.notice("port \(config.path) open (\(config.driver.rawValue), \(settings))", metadata: ["port": "\(config.path)"])
         lastError = nil
         backoffSeconds = 1
         openedAt = gateway.clock.now().wall
-        decoder = DriverTable.decoder(for: config.driver) ?? decoder  // a fresh decoder: no half frame from before
+        decoder = DriverTable.decoder(for: config.driver, address: Self.enrolmentAddress(config, gateway.config))  // fresh: no half frame from before
         let src = DispatchSource.makeReadSource(fileDescriptor: fd, queue: gateway.queue)
         src.setEventHandler { [weak self] in self?.readReady() }
         let descriptor = fd

@@ -68,3 +68,18 @@ public enum SerialPort {
         try syscall("tcsetattr \(path)") { tcsetattr(fd, TCSANOW, &tio) }
     }
 }
+
+/// Linux input devices (evdev): opened read-only and non-blocking, and grabbed (EVIOCGRAB) so
+/// that their keys reach nobody else.
+public enum InputDevice {
+    /// _IOW('E', 0x90, int)
+    static let eviocgrab: UInt = 0x4004_4590
+
+    /// Returns the descriptor and whether the grab succeeded.
+    public static func open(_ path: String) throws(SystemError) -> (Int32, Bool) {
+        let fd = try syscall("open \(path)") { Glibc.open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC) }
+        var one: Int32 = 1
+        let grabbed = (try? syscall("ioctl(EVIOCGRAB) \(path)") { ioctl(fd, eviocgrab, &one) }) != nil
+        return (fd, grabbed)
+    }
+}

@@ -76,4 +76,52 @@ import Testing
         sub.close()
         broker.stop()
     }
+
+    @Test func aTaggedUSBFootSwitchIsGrabbedAndAKeyDownIsAPanic() throws {
+        let broker = try Broker()
+        let sub = try Subscriber(port: broker.port, topics: ["onekey/v1/#"])
+        let port = broker.port
+        let daemon = try DaemonProcess { state, socket in
+            SampleConfig.text(brokerPort: port, portPath: nil, stateDir: state, socket: socket, devices: [], extra: """
+                [[device]]
+                id = "footswitch-li-102"
+                driver = "evdev"
+                address = "FootSwitch_PCsensor_0001"
+                grid = "grid-07"
+                resident = "李爷爷"
+                """)
+        }
+        let deviceFile = daemon.directory + "/input.umockdev"
+        try """
+            P: /devices/pci0000:00/0000:00:14.0/usb1/1-2/1-2:1.0/0003:1A86:E026.0001/input/input5/event5
+            N: input/event5
+            E: DEVNAME=/dev/input/event5
+            E: MAJOR=13
+            E: MINOR=69
+            E: SUBSYSTEM=input
+            E: ID_INPUT=1
+            E: ID_INPUT_KEY=1
+            E: ID_SERIAL=FootSwitch_PCsensor_0001
+            E: ONEKEY_DRIVER=evdev
+            A: dev=13:69
+
+            """.write(toFile: deviceFile, atomically: true, encoding: .utf8)
+        // KEY_A down, SYN, up, SYN: one press, 1 s after the device is opened.
+        let events = daemon.directory + "/press.events"
+        try "E: 1.000000 0001 001e 0001\nE: 1.000000 0000 0000 0000\nE: 1.100000 0001 001e 0000\nE: 1.100000 0000 0000 0000\n"
+            .write(toFile: events, atomically: true, encoding: .utf8)
+        daemon.launcher = ["/usr/bin/umockdev-run", "-d", deviceFile, "-e", "/dev/input/event5=\(events)", "--"]
+        try daemon.start()
+        defer { daemon.stop(); sub.close(); broker.stop() }
+
+        let ports = try daemon.control(["cmd": "status"])["ports"]?.arrayValue ?? []
+        #expect(ports.first?["path"]?.stringValue == "/dev/input/event5" && ports.first?["state"]?.stringValue == "open")
+        guard let (_, page) = sub.next(after: 0, timeout: 10, where: { $0.topic.hasSuffix("/pages") }) else {
+            Issue.record("no page; log:\n\(daemon.log)"); return
+        }
+        #expect(page.json?["device"]?.stringValue == "footswitch-li-102" && page.json?["kind"]?.stringValue == "panic")
+        #expect(!daemon.log.contains("could not grab"))
+        usleep(300_000)
+        #expect(sub.all.filter { $0.topic.hasSuffix("/events") }.count == 1, "only the key-down is an event")
+    }
 }

@@ -51,9 +51,12 @@ public struct PortConfig: Sendable, Equatable {
     public var dataBits: Int
     /// Line of the `[[port]]` header; 0 for ports found through udev.
     public var line: Int
+    /// The udev ID_SERIAL of a discovered input device (evdev devices may be enrolled by it).
+    public var serial: String? = nil
 
-    public init(path: String, driver: DriverKind, baud: Int, parity: Parity, dataBits: Int, line: Int) {
+    public init(path: String, driver: DriverKind, baud: Int, parity: Parity, dataBits: Int, line: Int, serial: String? = nil) {
         self.path = path; self.driver = driver; self.baud = baud; self.parity = parity; self.dataBits = dataBits; self.line = line
+        self.serial = serial
     }
 }
 

@@ -29,11 +29,12 @@ public protocol FrameDecoder: Sendable {
 
 /// The table of drivers: one small file per driver, one line here.
 public enum DriverTable {
-    public static func decoder(for driver: DriverKind) -> (any FrameDecoder)? {
+    /// `address`: the enrolment address of the device behind the port (evdev only).
+    public static func decoder(for driver: DriverKind, address: String) -> any FrameDecoder {
         switch driver {
         case .ev1527: return EV1527Decoder()
         case .surgard: return SurGardDecoder()
-        case .evdev: return nil  // slots in with its issue
+        case .evdev: return EvdevDecoder(address: address)
         }
     }
 }
