@@ -271,7 +271,7 @@ public struct AlertDesk: Sendable {
             }
             a.nextStepAt = Self.deadline(step: k + 1, policy: policy, raisedAt: a.raisedAt)
             if a.nextStepAt == nil {
-                out.notes.append(DeskNote(.warning, "escalation ladder finished with nobody acknowledging", alert: a.id, device: a.device))
+                out.notes.append(DeskNote(.warning, "escalation ladder finished: the last step fired and nobody has acknowledged yet", alert: a.id, device: a.device))
             }
         }
     }
