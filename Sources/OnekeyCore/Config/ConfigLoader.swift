@@ -106,6 +106,16 @@ struct Builder {
         }
     }
 
+    /// A table's `id`: well formed and not used before by another table of the same kind.
+    func uniqueID(_ s: inout Section, _ what: String, _ seen: inout [String: Int]) throws -> String {
+        let id = try s.string("id")
+        let line = s.lineOf("id")
+        try checkID(id, line, what)
+        if let first = seen[id] { throw error(line, "\(what) \"\(id)\" is defined twice (first on line \(first))") }
+        seen[id] = line
+        return id
+    }
+
     mutating func build(_ root: TOMLTable) throws -> GatewayConfig {
         let known: Set<String> = ["gateway", "mqtt", "dedup", "port", "device", "grid", "member", "shift", "policy"]
         for (key, value) in root.entries where !known.contains(key) {
@@ -169,10 +179,7 @@ struct Builder {
         var memberLines = [String: Int]()
         for t in try tables(root, "member", single: false) {
             var s = Section(table: t, name: "[[member]]", path: path)
-            let id = try s.string("id")
-            try checkID(id, s.lineOf("id"), "member")
-            if let first = memberLines[id] { throw error(s.lineOf("id"), "member \"\(id)\" is defined twice (first on line \(first))") }
-            memberLines[id] = s.lineOf("id")
+            let id = try uniqueID(&s, "member", &memberLines)
             members.append(MemberConfig(id: id, name: try s.string("name", default: id)))
             try s.finish()
         }
@@ -182,10 +189,7 @@ struct Builder {
         var policyLines = [String: Int]()
         for t in try tables(root, "policy", single: false) {
             var s = Section(table: t, name: "[[policy]]", path: path)
-            let id = try s.string("id")
-            try checkID(id, s.lineOf("id"), "policy")
-            if let first = policyLines[id] { throw error(s.lineOf("id"), "policy \"\(id)\" is defined twice (first on line \(first))") }
-            policyLines[id] = s.lineOf("id")
+            let id = try uniqueID(&s, "policy", &policyLines)
             let repeatCount = try s.integer("repeat", default: 0, range: 0...100)
             let repeatAfter = try s.integer("repeat_after_s", default: 60, range: 0...86_400)
             let ackTimeout = try s.integer("ack_timeout_s", default: 0, range: 0...86_400)
@@ -228,10 +232,7 @@ struct Builder {
         var gridLines = [String: Int]()
         for t in try tables(root, "grid", single: false) {
             var s = Section(table: t, name: "[[grid]]", path: path)
-            let id = try s.string("id")
-            try checkID(id, s.lineOf("id"), "grid")
-            if let first = gridLines[id] { throw error(s.lineOf("id"), "grid \"\(id)\" is defined twice (first on line \(first))") }
-            gridLines[id] = s.lineOf("id")
+            let id = try uniqueID(&s, "grid", &gridLines)
             let policy = try s.string("policy", default: "default")
             if policyLines[policy] == nil {
                 if policy == "default" {
@@ -297,10 +298,7 @@ struct Builder {
         var addressLines = [String: Int]()
         for t in try tables(root, "device", single: false) {
             var s = Section(table: t, name: "[[device]]", path: path)
-            let id = try s.string("id")
-            try checkID(id, s.lineOf("id"), "device")
-            if let first = deviceLines[id] { throw error(s.lineOf("id"), "device \"\(id)\" is defined twice (first on line \(first))") }
-            deviceLines[id] = s.lineOf("id")
+            let id = try uniqueID(&s, "device", &deviceLines)
             let driver = try s.choice("driver", DriverKind.self)
             var address = try s.string("address")
             switch driver {
