@@ -61,11 +61,19 @@ public enum Daemon {
 
         // Everything READY promises happens here, before the services start.
         var setupError: String?
+        var hotplug: Hotplug?
         gateway.queue.sync {
             for p in config.ports {
                 let reader = PortReader(config: p, gateway: gateway)
                 gateway.ports[p.path] = reader
                 reader.open()
+            }
+            // Watch for hotplug first, then enumerate, so nothing slips in between.
+            do {
+                hotplug = try Hotplug(gateway: gateway)
+                hotplug?.start()
+            } catch {
+                logger.warning("udev monitor unavailable, receivers plugged in later need a restart: \(error)")
             }
             discoverReceivers(gateway: gateway)
             do { try control.start() } catch { setupError = "cannot listen on \(config.gateway.controlSocket): \(error)" }
@@ -80,7 +88,7 @@ public enum Daemon {
         }
         if let setupError { return fail(71, setupError) }
 
-        let services: [any Service] = [BrokerService(gateway: gateway), InputService(gateway: gateway, control: control), SupervisorService(gateway: gateway)]
+        let services: [any Service] = [BrokerService(gateway: gateway), InputService(gateway: gateway, control: control, hotplug: hotplug), SupervisorService(gateway: gateway)]
         let group = ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         do {
             try await group.run()
@@ -99,26 +107,12 @@ public enum Daemon {
         return 0
     }
 
-    /// The first udev enumeration: receivers and buttons that our rules tag with ONEKEY_DRIVER,
-    /// not already bound by path, are opened with their driver's defaults (ONEKEY_BAUD,
-    /// ONEKEY_PARITY, ONEKEY_DATA_BITS override them).
+    /// The first udev enumeration: every tagged device not already bound by path.
     static func discoverReceivers(gateway: Gateway) {
-        let found: [UdevDevice]
-        do { found = try Udev.enumerateReceivers() } catch {
+        do {
+            for dev in try Udev.enumerateReceivers() { Hotplug.adopt(dev, gateway: gateway) }
+        } catch {
             gateway.logger.warning("udev enumeration failed: \(error)")
-            return
-        }
-        for dev in found {
-            guard let node = dev.devnode, let name = dev.onekeyDriver, let driver = DriverKind(rawValue: name),
-                  gateway.ports[node] == nil else { continue }
-            let p = PortConfig(path: node, driver: driver, baud: Int(dev.properties["ONEKEY_BAUD"] ?? "") ?? driver.defaultBaud,
-                               parity: Parity(rawValue: dev.properties["ONEKEY_PARITY"] ?? "") ?? .none,
-                               dataBits: Int(dev.properties["ONEKEY_DATA_BITS"] ?? "") ?? 8, line: 0,
-                               serial: dev.properties["ID_SERIAL"])
-            let reader = PortReader(config: p, gateway: gateway)
-            gateway.logger.notice("udev: found \(driver.rawValue) receiver \(node) (\(dev.syspath))")
-            gateway.ports[node] = reader
-            reader.open()
         }
     }
 

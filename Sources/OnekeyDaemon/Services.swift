@@ -57,13 +57,17 @@ final class BrokerService: Service, @unchecked Sendable {
 final class InputService: Service, @unchecked Sendable {
     let gateway: Gateway
     let control: ControlServer
+    let hotplug: Hotplug?
 
-    init(gateway: Gateway, control: ControlServer) { self.gateway = gateway; self.control = control }
+    init(gateway: Gateway, control: ControlServer, hotplug: Hotplug?) {
+        self.gateway = gateway; self.control = control; self.hotplug = hotplug
+    }
 
     func run() async throws {
         try? await gracefulShutdown()
         gateway.queue.sync {
             control.stop()
+            hotplug?.stop()
             for p in gateway.ports.values { p.stop() }
             gateway.logger.info("stopped reading ports")
         }

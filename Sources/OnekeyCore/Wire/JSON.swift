@@ -193,7 +193,7 @@ public enum JSON: Sendable, Equatable {
             }
             let text = String(decoding: b[start..<i], as: UTF8.self)
             if isInt, let v = Int64(text) { return .int(v) }
-            guard let d = Double(text) else { throw fail("bad number") }
+            guard let d = Double(text), d.isFinite else { throw fail("number out of range") }
             return .double(d)
         }
 
