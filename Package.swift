@@ -19,6 +19,7 @@ let package = Package(
         .systemLibrary(name: "CMosquitto", pkgConfig: "libmosquitto", providers: [.apt(["libmosquitto-dev"])]),
         .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd", providers: [.apt(["libsystemd-dev"])]),
         .systemLibrary(name: "CUdev", pkgConfig: "libudev", providers: [.apt(["libudev-dev"])]),
+        .systemLibrary(name: "CUmockdev", pkgConfig: "umockdev-1.0", providers: [.apt(["libumockdev-dev"])]),
 
         // Pure domain core: models, configuration, decoders, dedup, roster, alert desk. No I/O; clock injected.
         .target(name: "OnekeyCore"),
@@ -49,8 +50,11 @@ let package = Package(
 
         .executableTarget(name: "OnekeyBench", dependencies: ["OnekeyHarness", "OnekeyCore"], path: "Benchmarks/OnekeyBench"),
 
+        // Test-only: owns a umockdev testbed so tests can plug and unplug devices at run time.
+        .executableTarget(name: "onekey-umockdev-helper", dependencies: ["CUmockdev"], path: "Tests/UmockdevHelper"),
+
         .testTarget(name: "OnekeyCoreTests", dependencies: ["OnekeyCore"]),
-        .testTarget(name: "OnekeydTests", dependencies: ["OnekeyHarness", "OnekeyCore", "OnekeyLinux", "OnekeyControl", "onekeyd", "onekeyctl"]),
+        .testTarget(name: "OnekeydTests", dependencies: ["OnekeyHarness", "OnekeyCore", "OnekeyLinux", "OnekeyControl", "onekeyd", "onekeyctl", "onekey-umockdev-helper"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -26,6 +26,8 @@ public final class DaemonProcess: @unchecked Sendable {
     /// A command the daemon runs under, e.g. `umockdev-run -d dev.umockdev --` (the daemon's
     /// own arguments follow it).
     public var launcher: [String] = []
+    /// Lines for the launcher's standard input (e.g. the umockdev helper's commands).
+    private var launcherInput: Pipe?
 
     public init(config: (_ stateDir: String, _ socket: String) -> String) throws {
         directory = try TempDirectory.make("daemon")
@@ -60,6 +62,11 @@ public final class DaemonProcess: @unchecked Sendable {
         log.seekToEndOfFile()
         p.standardError = log
         p.standardOutput = log
+        if !launcher.isEmpty {
+            let input = Pipe()
+            p.standardInput = input
+            launcherInput = input
+        }
         try p.run()
         process = p
         if waitReady { try waitForControl(timeout: 20) }
@@ -82,6 +89,11 @@ public final class DaemonProcess: @unchecked Sendable {
 
     public func control(line: String) throws -> JSON {
         try JSON.parse(UnixSocket.exchangeLine(path: socketPath, Array(line.utf8), timeoutMs: 10_000))
+    }
+
+    /// Sends one command line to the launcher.
+    public func tellLauncher(_ line: String) {
+        launcherInput?.fileHandleForWriting.write(Data((line + "\n").utf8))
     }
 
     public func signal(_ sig: Int32) { if let p = process, p.isRunning { kill(p.processIdentifier, sig) } }
