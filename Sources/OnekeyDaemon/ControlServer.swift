@@ -17,12 +17,23 @@ final class ControlServer: @unchecked Sendable {
         let fd: Int32
         let source: DispatchSourceRead
         var buffer: [UInt8] = []
+        /// Answers not yet taken by a slow reader; never written with the gateway queue blocked.
+        var pending: [UInt8] = []
+        var writer: DispatchSourceWrite?
+        /// Sources still registered on `fd`; the last one's cancel handler closes it.
+        var sources = 1
         let uid: uid_t
         let gid: gid_t
         init(fd: Int32, source: DispatchSourceRead, uid: uid_t, gid: gid_t) {
             self.fd = fd; self.source = source; self.uid = uid; self.gid = gid
         }
+        func sourceCancelled() {
+            sources -= 1
+            if sources == 0 { close(fd) }
+        }
     }
+
+    static let maxPending = 1 << 20
 
     init(path: String, gateway: Gateway) {
         self.path = path
@@ -47,7 +58,7 @@ final class ControlServer: @unchecked Sendable {
     func stop() {
         source?.cancel()
         source = nil
-        for c in clients.values { c.source.cancel() }
+        for c in Array(clients.values) { drop(c) }
         clients = [:]
         if listener >= 0 { unlink(path); listener = -1 }
     }
@@ -64,7 +75,7 @@ final class ControlServer: @unchecked Sendable {
             let src = DispatchSource.makeReadSource(fileDescriptor: fd, queue: gateway.queue)
             let client = Client(fd: fd, source: src, uid: cred.uid, gid: cred.gid)
             src.setEventHandler { [weak self] in self?.readClient(client) }
-            src.setCancelHandler { close(fd) }
+            src.setCancelHandler { client.sourceCancelled() }
             clients[fd] = client
             src.activate()
         }
@@ -88,13 +99,40 @@ final class ControlServer: @unchecked Sendable {
 
     private func respond(_ c: Client, to line: [UInt8]) {
         let response = gateway.control(line, peerUID: c.uid, peerGID: c.gid)
-        var bytes = response.bytes
-        bytes.append(10)
-        do { try writeAll(c.fd, bytes, what: "control client") } catch { drop(c) }
+        c.pending += response.bytes + [10]
+        flush(c)
+    }
+
+    /// Writes what the client will take now; the rest waits for the socket to be writable.
+    private func flush(_ c: Client) {
+        while !c.pending.isEmpty {
+            let n = c.pending.withUnsafeBytes { write(c.fd, $0.baseAddress, $0.count) }
+            if n > 0 { c.pending.removeFirst(n); continue }
+            if n < 0 && errno == EINTR { continue }
+            if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) { break }
+            drop(c)
+            return
+        }
+        if c.pending.count > Self.maxPending {
+            gateway.logger.warning("control client does not read its answers; dropping it")
+            drop(c)
+        } else if c.pending.isEmpty {
+            c.writer?.cancel()
+            c.writer = nil
+        } else if c.writer == nil {
+            let w = DispatchSource.makeWriteSource(fileDescriptor: c.fd, queue: gateway.queue)
+            w.setEventHandler { [weak self] in self?.flush(c) }
+            c.sources += 1
+            w.setCancelHandler { c.sourceCancelled() }
+            w.activate()
+            c.writer = w
+        }
     }
 
     private func drop(_ c: Client) {
         guard clients.removeValue(forKey: c.fd) != nil else { return }
+        c.writer?.cancel()
+        c.writer = nil
         c.source.cancel()
     }
 }

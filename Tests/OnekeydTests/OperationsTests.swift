@@ -2,6 +2,7 @@ import Foundation
 import Glibc
 import OnekeyCore
 import OnekeyHarness
+import OnekeyLinux
 import Testing
 
 /// systemd notifications, onekeyctl against a running daemon, and reloads.
@@ -179,5 +180,28 @@ import Testing
         let s = try rig.daemon.control(["cmd": "status"])
         #expect(s["open_alerts"]?.intValue == 1)
         #expect(try rig.daemon.control(["cmd": "devices"])["devices"]?.arrayValue?.count == 4, "the running configuration stayed")
+    }
+
+    @Test func aControlClientThatDoesNotReadCannotDelayAPage() throws {
+        let rig = try Rig()
+        // A client that asks and asks but never reads its answers.
+        let fd = try UnixSocket.connect(path: rig.daemon.socketPath)
+        defer { close(fd) }
+        let flags = fcntl(fd, F_GETFL)
+        _ = fcntl(fd, F_SETFL, flags | O_NONBLOCK)
+        let request = Array("{\"cmd\":\"status\"}\n".utf8)
+        var sent = 0
+        for _ in 0..<3000 {
+            let n = request.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+            if n <= 0 { break }
+            sent += 1
+        }
+        #expect(sent > 100)
+        // Presses are still paged at once.
+        let t0 = Date()
+        try rig.press("A1B2C")
+        #expect(rig.sub.next(after: 0, timeout: 5) { $0.topic.hasSuffix("/pages") } != nil)
+        #expect(Date().timeIntervalSince(t0) < 1.5, "page not held up by the slow client")
+        #expect(try rig.daemon.control(["cmd": "status"])["ok"]?.boolValue == true)
     }
 }
