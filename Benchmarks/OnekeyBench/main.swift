@@ -106,16 +106,7 @@ do {
         let pty = try PseudoTerminal()
         let devices = (0..<n).map { i -> (id: String, address: String) in ("btn-\(i)", String(0x10000 + i, radix: 16, uppercase: true)) }
         let daemon = try DaemonProcess { state, socket in
-            SampleConfig.text(brokerPort: broker.port, portPath: pty.path, stateDir: state, socket: socket, devices: devices, policy: """
-                [[policy]]
-                id = "test"
-                [[policy.step]]
-                after_s = 0
-                notify = ["grid:primary"]
-                [[policy.step]]
-                after_s = 20
-                notify = ["grid:backup"]
-                """)
+            SampleConfig.text(brokerPort: broker.port, portPath: pty.path, stateDir: state, socket: socket, devices: devices, policy: SampleConfig.ladder([(0, "grid:primary"), (20, "grid:backup")]))
         }
         try daemon.start()
         let started = Date()

@@ -143,6 +143,11 @@ public func runCommand(_ path: String, _ args: [String], environment: [String: S
 /// A configuration for tests, the benchmark and the demo: one ev1527 port, a grid with a
 /// primary on shift around the clock, and whatever `extra` adds.
 public enum SampleConfig {
+    /// The `test` policy (the one `policy:` below is used with): steps as (after_s, target).
+    public static func ladder(_ steps: [(Int, String)]) -> String {
+        "[[policy]]\nid = \"test\"\n" + steps.map { "[[policy.step]]\nafter_s = \($0.0)\nnotify = [\"\($0.1)\"]\n" }.joined()
+    }
+
     public static func text(brokerPort: Int, portPath: String?, stateDir: String, socket: String, gateway: String = "test-gw",
                             repeatWindowMs: Int = 3000, pressMergeSeconds: Int = 300, devices: [(id: String, address: String)] = [("btn-chen-401", "A1B2C")],
                             policy: String? = nil, extra: String = "") -> String {

@@ -10,19 +10,7 @@ import Testing
 /// leeway (the benchmark measures its real lateness), and 1.5 s absorbs a loaded 2-core CI
 /// machine, the broker hop and the subscriber's thread. The lower bound catches a step fired early.
 @Suite(.serialized) struct EscalationTests {
-    static let ladder = """
-        [[policy]]
-        id = "test"
-        [[policy.step]]
-        after_s = 0
-        notify = ["grid:primary"]
-        [[policy.step]]
-        after_s = 2
-        notify = ["grid:backup"]
-        [[policy.step]]
-        after_s = 4
-        notify = ["member:m-station"]
-        """
+    static let ladder = SampleConfig.ladder([(0, "grid:primary"), (2, "grid:backup"), (4, "member:m-station")])
 
     func pages(_ rig: Rig, to member: String) -> [Subscriber.Message] {
         rig.pages.filter { $0.json?["member"]?.stringValue == member }

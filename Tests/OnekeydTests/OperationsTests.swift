@@ -37,16 +37,7 @@ import Testing
     }
 
     @Test func everyOnekeyctlCommand() throws {
-        let rig = try Rig(policy: """
-            [[policy]]
-            id = "test"
-            [[policy.step]]
-            after_s = 0
-            notify = ["grid:primary"]
-            [[policy.step]]
-            after_s = 600
-            notify = ["grid:backup"]
-            """)
+        let rig = try Rig(policy: SampleConfig.ladder([(0, "grid:primary"), (600, "grid:backup")]))
         try rig.press("A1B2C")
         rig.sub.wait(timeout: 10) { $0.contains { $0.topic.hasSuffix("/pages") } }
         func ok(_ args: [String]) throws -> String {
@@ -139,16 +130,7 @@ import Testing
     }
 
     @Test func reloadKeepsTheOpenAlertsLadderAndRefusesABrokenFile() throws {
-        let rig = try Rig(policy: """
-            [[policy]]
-            id = "test"
-            [[policy.step]]
-            after_s = 0
-            notify = ["grid:primary"]
-            [[policy.step]]
-            after_s = 3
-            notify = ["grid:backup"]
-            """)
+        let rig = try Rig(policy: SampleConfig.ladder([(0, "grid:primary"), (3, "grid:backup")]))
         try rig.press("A1B2C")
         #expect(rig.sub.next(after: 0, timeout: 5) { $0.topic.hasSuffix("/pages") } != nil)
         let original = try String(contentsOfFile: rig.daemon.configPath, encoding: .utf8)
