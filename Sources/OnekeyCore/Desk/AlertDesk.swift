@@ -125,12 +125,7 @@ public struct AlertDesk: Sendable {
             out.notes.append(DeskNote(.notice, "device \(device.id) sent code \(frame.code), which its codes do not map", device: device.id, kind: .unknown))
         }
         emit(event, into: &out)
-        devices[device.id] = state
-        out.record(state)
-        let gateway = config.gateway.id
-        out.messages.append(message(topics.device(device.id), retain: true, at: t) {
-            Payloads.device(device, state: state, gateway: gateway, key: $0)
-        })
+        update(device, state, at: t, into: &out)
         return out
     }
 
@@ -285,12 +280,9 @@ public struct AlertDesk: Sendable {
             out.lateness.append(t.milliseconds - entry.due.milliseconds)
             var state = devices[device.id] ?? DeviceState(id: device.id)
             state.online = false
-            devices[device.id] = state
-            out.record(state)
             out.notes.append(DeskNote(.error, "\(device.id) not heard for \(device.supervisionSeconds) s (last \(state.lastSeen?.rfc3339 ?? "never"))", device: device.id, kind: .supervisionLoss))
             _ = raiseTrouble(device: device, kind: .supervisionLoss, at: t, into: &out)
-            let gateway = config.gateway.id
-            out.messages.append(message(topics.device(device.id), retain: true, at: t) { Payloads.device(device, state: state, gateway: gateway, key: $0) })
+            update(device, state, at: t, into: &out)
         }
         for entry in timers.popDue(at: t) {
             guard var a = openAlerts[entry.alert], let due = a.nextStepAt, due <= t else { continue }
@@ -394,15 +386,31 @@ public struct AlertDesk: Sendable {
     /// device heard from. Sent after each (re)connect, behind whatever is already queued.
     public mutating func retainedSnapshot(at t: Timestamp) -> DeskOutcome {
         var out = DeskOutcome()
-        let gateway = config.gateway.id
         for a in openAlerts.values.sorted(by: { $0.id < $1.id }) {
-            out.messages.append(message(topics.alert(a.id), retain: true, at: t) { Payloads.alert(a, gateway: gateway, key: $0) })
+            out.messages.append(alertMessage(a, retain: true, at: t))
         }
         for d in config.devices {
             guard let state = devices[d.id] else { continue }
-            out.messages.append(message(topics.device(d.id), retain: true, at: t) { Payloads.device(d, state: state, gateway: gateway, key: $0) })
+            out.messages.append(deviceMessage(d, state, at: t))
         }
         return out
+    }
+
+    /// Records a device's new state and publishes it (retained).
+    private mutating func update(_ d: DeviceConfig, _ state: DeviceState, at t: Timestamp, into out: inout DeskOutcome) {
+        devices[d.id] = state
+        out.record(state)
+        out.messages.append(deviceMessage(d, state, at: t))
+    }
+
+    private mutating func deviceMessage(_ d: DeviceConfig, _ state: DeviceState, at t: Timestamp) -> OutboundMessage {
+        let gateway = config.gateway.id
+        return message(topics.device(d.id), retain: true, at: t) { Payloads.device(d, state: state, gateway: gateway, key: $0) }
+    }
+
+    private mutating func alertMessage(_ a: Alert, retain: Bool, at t: Timestamp) -> OutboundMessage {
+        let gateway = config.gateway.id
+        return message(topics.alert(a.id), retain: retain, at: t) { Payloads.alert(a, gateway: gateway, key: $0) }
     }
 
     private mutating func page(_ a: Alert, member: String, reason: PageReason, at t: Timestamp, into out: inout DeskOutcome) {
@@ -418,15 +426,14 @@ public struct AlertDesk: Sendable {
     private mutating func store(_ a: Alert, at t: Timestamp, into out: inout DeskOutcome) {
         out.record(a)
         timers.schedule(a.id, at: a.state.isClosed ? nil : a.nextStepAt)
-        let gateway = config.gateway.id
         if a.state.isClosed {
             openAlerts[a.id] = nil
             rememberClosed(a)
-            out.messages.append(message(topics.alert(a.id), retain: false, at: t) { Payloads.alert(a, gateway: gateway, key: $0) })
+            out.messages.append(alertMessage(a, retain: false, at: t))
             out.messages.append(OutboundMessage(topic: topics.alert(a.id), payload: [], retain: true, key: ids.next(at: t)))
         } else {
             openAlerts[a.id] = a
-            out.messages.append(message(topics.alert(a.id), retain: true, at: t) { Payloads.alert(a, gateway: gateway, key: $0) })
+            out.messages.append(alertMessage(a, retain: true, at: t))
         }
     }
 }
