@@ -117,7 +117,7 @@ struct Builder {
     }
 
     mutating func build(_ root: TOMLTable) throws -> GatewayConfig {
-        let known: Set<String> = ["gateway", "mqtt", "dedup", "port", "device", "grid", "member", "shift", "policy"]
+        let known: Set<String> = ["gateway", "mqtt", "dedup", "store", "modem", "port", "device", "grid", "member", "shift", "policy"]
         for (key, value) in root.entries where !known.contains(key) {
             throw error(value.line, "unknown table or key '\(key)'")
         }
@@ -171,7 +171,33 @@ struct Builder {
             var d = Section(table: dt, name: "[dedup]", path: path)
             dedup.repeatWindowMs = try d.integer("repeat_window_ms", default: dedup.repeatWindowMs, range: 0...600_000)
             dedup.pressMergeSeconds = try d.integer("press_merge_s", default: dedup.pressMergeSeconds, range: 0...86_400)
+            dedup.unknownReportSeconds = try d.integer("unknown_report_s", default: dedup.unknownReportSeconds, range: 1...604_800)
             try d.finish()
+        }
+
+        // [store]
+        var store = StoreSettings()
+        if let st = try tables(root, "store", single: true).first {
+            var s = Section(table: st, name: "[store]", path: path)
+            store.keepDays = try s.integer("keep_days", default: store.keepDays, range: 1...36_500)
+            try s.finish()
+        }
+
+        // [modem]
+        var modem: ModemSettings?
+        if let mt = try tables(root, "modem", single: true).first {
+            var s = Section(table: mt, name: "[modem]", path: path)
+            var m = ModemSettings()
+            m.path = try s.string("path", default: "")
+            if !m.path.isEmpty && !m.path.hasPrefix("/") { throw error(s.lineOf("path"), "[modem].path \"\(m.path)\" must be absolute") }
+            m.baud = try s.integer("baud", default: m.baud, range: 50...4_000_000)
+            guard SerialSpeeds.supported.contains(m.baud) else {
+                throw error(s.lineOf("baud"), "[modem].baud = \(m.baud) is not a standard rate (\(SerialSpeeds.supported.map(String.init).joined(separator: " ")))")
+            }
+            m.afterSeconds = try s.integer("after_s", default: m.afterSeconds, range: 0...86_400)
+            m.callAfterSeconds = try s.integer("call_after_s", default: m.callAfterSeconds, range: 0...86_400)
+            try s.finish()
+            modem = m
         }
 
         // [[member]]
@@ -180,8 +206,32 @@ struct Builder {
         for t in try tables(root, "member", single: false) {
             var s = Section(table: t, name: "[[member]]", path: path)
             let id = try uniqueID(&s, "member", &memberLines)
-            members.append(MemberConfig(id: id, name: try s.string("name", default: id)))
+            let name = try s.string("name", default: id)
+            var phone: String?
+            if s.table["phone"] != nil {
+                let p = try s.string("phone")
+                guard MemberConfig.isValidPhone(p) else {
+                    throw error(s.lineOf("phone"), "member \"\(id)\": phone \"\(p)\" must be E.164, like +8613800138000")
+                }
+                phone = p
+            }
+            members.append(MemberConfig(id: id, name: name, phone: phone))
             try s.finish()
+        }
+
+        /// Notify targets of a step or a fallback; `member:ID` must name a member.
+        func targets(_ names: [String], _ line: Int) throws -> [NotifyTarget] {
+            var out = [NotifyTarget]()
+            for n in names {
+                guard let target = NotifyTarget(n) else {
+                    throw error(line, "unknown notify target \"\(n)\" (grid:primary | grid:backup | grid:all | grid:roster | member:ID)")
+                }
+                if case .member(let m) = target, memberLines[m] == nil {
+                    throw error(line, "notify target \"\(n)\" names an unknown member \"\(m)\"")
+                }
+                out.append(target)
+            }
+            return out
         }
 
         // [[policy]] with [[policy.step]]
@@ -193,6 +243,14 @@ struct Builder {
             let repeatCount = try s.integer("repeat", default: 0, range: 0...100)
             let repeatAfter = try s.integer("repeat_after_s", default: 60, range: 0...86_400)
             let ackTimeout = try s.integer("ack_timeout_s", default: 0, range: 0...86_400)
+            let remind = try s.integer("remind_s", default: 300, range: 10...86_400)
+            var fallback = PolicyConfig.defaultFallback
+            if let (names, line) = try s.stringArray("fallback") {
+                guard !names.isEmpty else {
+                    throw error(line, "policy \"\(id)\": fallback must name at least one target (leave it out for the default, grid:roster)")
+                }
+                fallback = try targets(names, line)
+            }
             var steps = [PolicyStep]()
             let stepValue = s.raw("step")
             guard let stepValue else { throw error(t.line, "policy \"\(id)\" has no [[policy.step]]") }
@@ -210,20 +268,11 @@ struct Builder {
                 guard let (names, line) = try ss.stringArray("notify"), !names.isEmpty else {
                     throw error(ss.lineOf("notify"), "[[policy.step]] needs a non-empty notify list")
                 }
-                var targets = [NotifyTarget]()
-                for n in names {
-                    guard let target = NotifyTarget(n) else {
-                        throw error(line, "unknown notify target \"\(n)\" (grid:primary | grid:backup | grid:all | member:ID)")
-                    }
-                    if case .member(let m) = target, memberLines[m] == nil {
-                        throw error(line, "notify target \"\(n)\" names an unknown member \"\(m)\"")
-                    }
-                    targets.append(target)
-                }
-                steps.append(PolicyStep(afterSeconds: after, notify: targets))
+                steps.append(PolicyStep(afterSeconds: after, notify: try targets(names, line)))
                 try ss.finish()
             }
-            policies.append(PolicyConfig(id: id, repeatCount: repeatCount, repeatAfterSeconds: repeatAfter, steps: steps, ackTimeoutSeconds: ackTimeout))
+            policies.append(PolicyConfig(id: id, repeatCount: repeatCount, repeatAfterSeconds: repeatAfter, steps: steps,
+                                         ackTimeoutSeconds: ackTimeout, fallback: fallback, remindSeconds: remind))
             try s.finish()
         }
 
@@ -345,8 +394,11 @@ struct Builder {
             try s.finish()
         }
 
-        return GatewayConfig(path: path, gateway: gateway, mqtt: mqtt, dedup: dedup, ports: ports, devices: devices,
-                             grids: grids, members: members, shifts: shifts, policies: policies)
+        var config = GatewayConfig(path: path, gateway: gateway, mqtt: mqtt, dedup: dedup, ports: ports, devices: devices,
+                                   grids: grids, members: members, shifts: shifts, policies: policies)
+        config.store = store
+        config.modem = modem
+        return config
     }
 
     func clock(_ text: String, _ line: Int) throws -> Int {

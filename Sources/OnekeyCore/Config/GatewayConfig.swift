@@ -11,6 +11,9 @@ public struct GatewayConfig: Sendable, Equatable {
     public var members: [MemberConfig]
     public var shifts: [ShiftConfig]
     public var policies: [PolicyConfig]
+    public var store: StoreSettings = StoreSettings()
+    /// The second path (CONTRACT §11); nil when no `[modem]` table is configured.
+    public var modem: ModemSettings? = nil
 
     public func device(id: String) -> DeviceConfig? { devices.first { $0.id == id } }
     public func grid(id: String) -> GridConfig? { grids.first { $0.id == id } }
@@ -39,6 +42,28 @@ public struct MQTTSettings: Sendable, Equatable {
 public struct DedupSettings: Sendable, Equatable {
     public var repeatWindowMs: Int = 3000
     public var pressMergeSeconds: Int = 300
+    /// An address that is not enrolled is reported at most once per this window (with a count).
+    public var unknownReportSeconds: Int = 600
+}
+
+public struct StoreSettings: Sendable, Equatable {
+    /// Events and closed alerts older than this are pruned; open alerts never.
+    public var keepDays: Int = 400
+    public init(keepDays: Int = 400) { self.keepDays = keepDays }
+}
+
+/// `[modem]`: a GSM/LTE modem's AT port, the second path when the broker is unreachable.
+public struct ModemSettings: Sendable, Equatable {
+    /// Empty when the modem is to be found by udev (`ONEKEY_DRIVER=modem`).
+    public var path: String = ""
+    public var baud: Int = 115_200
+    /// Pages go by SMS once the broker has been unreachable this long.
+    public var afterSeconds: Int = 30
+    /// An emergency unacknowledged this long after it was raised, broker unreachable: ring.
+    public var callAfterSeconds: Int = 120
+    public init(path: String = "", baud: Int = 115_200, afterSeconds: Int = 30, callAfterSeconds: Int = 120) {
+        self.path = path; self.baud = baud; self.afterSeconds = afterSeconds; self.callAfterSeconds = callAfterSeconds
+    }
 }
 
 public enum Parity: String, Sendable, Equatable { case none, even, odd }
@@ -83,6 +108,16 @@ public struct GridConfig: Sendable, Equatable {
 public struct MemberConfig: Sendable, Equatable {
     public var id: String
     public var name: String
+    /// E.164 (`+8613800138000`), optional: the second path texts and calls this number.
+    public var phone: String? = nil
+    public init(id: String, name: String, phone: String? = nil) { self.id = id; self.name = name; self.phone = phone }
+
+    /// `+` and 7 to 15 digits, the first not 0.
+    public static func isValidPhone(_ s: String) -> Bool {
+        let b = Array(s.utf8)
+        guard b.count >= 8, b.count <= 16, b[0] == 43, b[1] >= 49, b[1] <= 57 else { return false }
+        return b.dropFirst().allSatisfy { $0 >= 48 && $0 <= 57 }
+    }
 }
 
 public enum ShiftRole: String, Sendable, Equatable { case primary, backup }
@@ -113,6 +148,8 @@ public struct ShiftConfig: Sendable, Equatable {
 
 public enum NotifyTarget: Sendable, Equatable, CustomStringConvertible {
     case gridPrimary, gridBackup, gridAll
+    /// Everyone holding any shift on the grid, on call now or not (the default fallback).
+    case gridRoster
     case member(String)
 
     public init?(_ text: String) {
@@ -120,6 +157,7 @@ public enum NotifyTarget: Sendable, Equatable, CustomStringConvertible {
         case "grid:primary": self = .gridPrimary
         case "grid:backup": self = .gridBackup
         case "grid:all": self = .gridAll
+        case "grid:roster": self = .gridRoster
         default:
             guard text.hasPrefix("member:"), text.count > 7 else { return nil }
             self = .member(String(text.dropFirst(7)))
@@ -131,6 +169,7 @@ public enum NotifyTarget: Sendable, Equatable, CustomStringConvertible {
         case .gridPrimary: return "grid:primary"
         case .gridBackup: return "grid:backup"
         case .gridAll: return "grid:all"
+        case .gridRoster: return "grid:roster"
         case .member(let m): return "member:\(m)"
         }
     }
@@ -148,6 +187,15 @@ public struct PolicyConfig: Sendable, Equatable {
     public var steps: [PolicyStep]
     /// > 0: an acked alert not resolved this long after the ack opens again (0 = off).
     public var ackTimeoutSeconds: Int = 0
+    /// Paged (reason `fallback`) whenever a step resolves to nobody. A policy that names none
+    /// gets `defaultFallback`.
+    public var fallback: [NotifyTarget] = PolicyConfig.defaultFallback
+    /// After the last round, an emergency nobody acknowledged is paged again every `remind_s`.
+    public var remindSeconds: Int = 300
+
+    /// Everyone who holds any shift on the alert's grid, whether on call now or not: in a roster
+    /// gap the people who know the residents are the first to ask.
+    public static let defaultFallback: [NotifyTarget] = [.gridRoster]
 
     /// Used by grids that name `default` when the file defines no such policy: the primary at once,
     /// the backup after a minute, everyone on the grid after three, the whole ladder three times.
@@ -155,7 +203,8 @@ public struct PolicyConfig: Sendable, Equatable {
         id: "default", repeatCount: 2, repeatAfterSeconds: 60,
         steps: [PolicyStep(afterSeconds: 0, notify: [.gridPrimary]),
                 PolicyStep(afterSeconds: 60, notify: [.gridBackup]),
-                PolicyStep(afterSeconds: 180, notify: [.gridAll])])
+                PolicyStep(afterSeconds: 180, notify: [.gridAll])],
+        ackTimeoutSeconds: 0, fallback: defaultFallback, remindSeconds: 300)
 }
 
 public struct ConfigError: Error, Sendable, Equatable, CustomStringConvertible {

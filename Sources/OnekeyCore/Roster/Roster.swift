@@ -47,6 +47,10 @@ public struct Roster: Sendable {
         case .gridPrimary: return onCall(grid: grid, role: .primary, at: t)
         case .gridBackup: return onCall(grid: grid, role: .backup, at: t)
         case .gridAll: return onCall(grid: grid, role: nil, at: t)
+        case .gridRoster:
+            var out = [String]()
+            for s in shifts where s.grid == grid && !out.contains(s.member) { out.append(s.member) }
+            return out
         case .member(let m): return memberIDs.contains(m) ? [m] : []
         }
     }
