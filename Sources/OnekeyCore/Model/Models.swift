@@ -66,12 +66,15 @@ public struct Alert: Sendable, Equatable {
     public var test: Bool
     /// When the next escalation step is due (nil: the ladder is finished or stopped).
     public var nextStepAt: Timestamp?
+    /// True for an emergency for which nobody at all could be paged (CONTRACT §6).
+    public var unattended: Bool
 
     public init(id: String, device: String, kind: EventKind, state: AlertState = .open, grid: String,
                 resident: String, location: String, raisedAt: Timestamp, lastPressAt: Timestamp? = nil,
                 pressCount: Int = 1, step: Int = 0, paged: [String] = [], ackedBy: String? = nil,
                 ackedAt: Timestamp? = nil, resolvedAt: Timestamp? = nil, resolvedBy: String? = nil,
-                note: String? = nil, test: Bool = false, nextStepAt: Timestamp? = nil) {
+                note: String? = nil, test: Bool = false, nextStepAt: Timestamp? = nil, unattended: Bool = false) {
+        self.unattended = unattended
         self.id = id; self.device = device; self.kind = kind; self.state = state; self.grid = grid
         self.resident = resident; self.location = location; self.raisedAt = raisedAt
         self.lastPressAt = lastPressAt ?? raisedAt; self.pressCount = pressCount; self.step = step
@@ -88,6 +91,10 @@ public enum PageReason: String, Sendable {
     case pressedAgain = "pressed_again"
     case cancelled
     case reopened
+    /// A step found nobody on shift; the policy's fallback is paged instead.
+    case fallback
+    /// After the last round, nobody has acknowledged: everyone paged so far is paged again.
+    case reminder
 }
 
 /// A message for the broker. Every one is stored in the outbox before it is attempted.

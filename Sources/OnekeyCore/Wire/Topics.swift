@@ -43,7 +43,7 @@ public enum Payloads {
             ("paged", .array(a.paged.map { .string($0) })), ("acked_by", .optional(a.ackedBy)),
             ("acked_at", .optional(a.ackedAt)), ("resolved_at", .optional(a.resolvedAt)),
             ("resolved_by", .optional(a.resolvedBy)), ("note", .optional(a.note)), ("test", .bool(a.test)),
-            ("next_step_at", .optional(a.nextStepAt)),
+            ("next_step_at", .optional(a.nextStepAt)), ("unattended", .bool(a.unattended)),
         ]
         if let key { fields.append(("msg_id", .string(key))) }
         return .object(fields)
