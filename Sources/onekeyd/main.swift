@@ -1,5 +1,6 @@
 import Glibc
 import OnekeyDaemon
+import OnekeyLinux
 
 // Thin main: all daemon logic lives in OnekeyDaemon, linked by the tests too.
-exit(await Daemon.main(CommandLine.arguments))
+exit(await Daemon.main(ProcessArguments.current))
