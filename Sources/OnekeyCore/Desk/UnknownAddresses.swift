@@ -30,6 +30,11 @@ public struct UnknownAddressTable: Sendable {
         var sinceReport: Int
     }
     private var entries: [String: Entry] = [:]
+    /// Every hearing in order (key, instant); an item whose instant is no longer its key's last
+    /// hearing is stale. The first live item is the least recently heard address: eviction is
+    /// amortized O(1) however hostile the noise, and the queue is compacted as it grows.
+    private var order: [(key: String, heard: Int64)] = []
+    private var head = 0
 
     public init(windowSeconds: Int, capacity: Int = 1024) {
         self.capacity = max(1, capacity)
@@ -56,17 +61,28 @@ public struct UnknownAddressTable: Sendable {
             e.sinceReport = 0
         }
         entries[key] = e
+        order.append((key, e.heardMono))
+        if order.count - head > 4 * capacity + 64 { compact() }
         return report
     }
 
     private mutating func admit(_ frame: DecodedFrame, at now: Moment) -> Entry {
-        if entries.count >= capacity, let oldest = entries.min(by: { $0.value.heardMono < $1.value.heardMono })?.key {
-            entries[oldest] = nil
-            evicted += 1
+        while entries.count >= capacity && head < order.count {
+            let (key, heard) = order[head]
+            head += 1
+            if entries[key]?.heardMono == heard {
+                entries[key] = nil
+                evicted += 1
+            }
         }
         return Entry(info: UnknownAddress(driver: frame.driver, address: frame.address, codes: [], frames: 0,
                                           firstHeard: now.wall, lastHeard: now.wall),
                      heardMono: now.monotonic, reportedMono: nil, sinceReport: 0)
+    }
+
+    private mutating func compact() {
+        order = entries.map { ($0.key, $0.value.heardMono) }.sorted { $0.heard < $1.heard }
+        head = 0
     }
 
     /// Forgets an address (it was enrolled by a reload).
