@@ -67,6 +67,28 @@ import Testing
         #expect(desk.unknownAddresses.last?.address == String(0xB0000 + 3000 - 1024, radix: 16, uppercase: true))
     }
 
+    @Test func aFloodOfDistinctAddressesIsBoundedInEventsNotesAndMemory() throws {
+        var desk = AlertDesk(config: try T.config(), at: T.at(0))
+        var clock = T.ManualClock()
+        var events = 0, notes = 0, counted = 0
+        var rng = SystemRandomNumberGenerator()
+        // 30,000 frames from random 20-bit addresses, 33 ms apart: 990 s, two windows.
+        for _ in 0..<30_000 {
+            let frame = DecodedFrame(driver: .ev1527, address: String(UInt32.random(in: 0..<0x100000, using: &rng), radix: 16, uppercase: true),
+                                     code: "8", raw: [])
+            let o = desk.handle(frame, at: clock.now)
+            events += o.events.count
+            notes += o.notes.count
+            counted += o.unknownFramesCounted
+            clock.advance(ms: 33)
+        }
+        #expect(events <= 2 * UnknownAddressTable.maxReportsPerWindow)
+        #expect(notes <= events + 2)  // one "throttled" warning per window
+        #expect(events + counted == 30_000)
+        #expect(desk.unknownAddresses.count == 1024)
+        #expect(desk.unknown.queueLength <= 4 * 1024 + 64)
+    }
+
     @Test func anEnrolledButtonStillRaisesDuringTheNoiseAndEnrolmentForgetsTheAddress() throws {
         var config = try T.config()
         var desk = AlertDesk(config: config, at: T.at(0))

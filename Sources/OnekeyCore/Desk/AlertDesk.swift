@@ -50,7 +50,7 @@ public struct AlertDesk: Sendable {
     var declined: [String: Set<String>] = [:]
     /// Supervised devices (`supervision_s` > 0): when each must have been heard from again.
     private var silence = DeadlineHeap()
-    private var unknown: UnknownAddressTable
+    private(set) var unknown: UnknownAddressTable
     /// Enrolled devices by "driver/address", so a frame's lookup does not scan the list.
     private var enrolled: [String: DeviceConfig] = [:]
 
@@ -141,11 +141,18 @@ public struct AlertDesk: Sendable {
         let t = now.wall
         guard let device = enrolled["\(frame.driver.rawValue)/\(frame.address)"] else {
             // Radio noise: counted, reported at most once per address per window, never a row per frame.
-            guard let count = unknown.heard(frame, at: now) else { out.unknownFramesCounted = 1; return out }
-            let event = GatewayEvent(id: ids.next(at: t), device: nil, driver: frame.driver, address: frame.address,
-                                     kind: .unknownDevice, code: frame.code, receivedAt: t, raw: frame.raw, count: count)
-            emit(event, into: &out)
-            out.notes.append(DeskNote(.notice, "\(count) frame(s) from unknown \(frame.driver.rawValue) address \(frame.address) (code \(frame.code)); not enrolled", kind: .unknownDevice))
+            switch unknown.heard(frame, at: now) {
+            case .counted:
+                out.unknownFramesCounted = 1
+            case .throttled:
+                out.unknownFramesCounted = 1
+                out.notes.append(DeskNote(.warning, "more than \(UnknownAddressTable.maxReportsPerWindow) unknown addresses reported in \(config.dedup.unknownReportSeconds) s; the rest are only counted (onekeyctl unknown)", kind: .unknownDevice))
+            case .report(let count):
+                let event = GatewayEvent(id: ids.next(at: t), device: nil, driver: frame.driver, address: frame.address,
+                                         kind: .unknownDevice, code: frame.code, receivedAt: t, raw: frame.raw, count: count)
+                emit(event, into: &out)
+                out.notes.append(DeskNote(.notice, "\(count) frame(s) from unknown \(frame.driver.rawValue) address \(frame.address) (code \(frame.code)); not enrolled", kind: .unknownDevice))
+            }
             return out
         }
         if !test && dedup.isRepeat(frame, at: now.monotonicNanos) {

@@ -16,6 +16,9 @@ public struct UnknownAddress: Sendable, Equatable {
 /// Windows run on the monotonic clock.
 public struct UnknownAddressTable: Sendable {
     public static let maxCodes = 64
+    /// At most this many reports per window over all addresses: a flood of distinct addresses
+    /// (a hostile sender, a decoder spewing garbage) is only counted beyond it.
+    public static let maxReportsPerWindow = 256
     public let capacity: Int
     public var windowNanos: Int64
     /// Addresses dropped to make room for newer ones.
@@ -35,6 +38,10 @@ public struct UnknownAddressTable: Sendable {
     /// amortized O(1) however hostile the noise, and the queue is compacted as it grows.
     private var order: [(key: String, heard: Int64)] = []
     private var head = 0
+    private var budgetWindowStart: Int64?
+    private var reportsInWindow = 0
+    /// Reports held back by `maxReportsPerWindow`.
+    public private(set) var throttled = 0
 
     public init(windowSeconds: Int, capacity: Int = 1024) {
         self.capacity = max(1, capacity)
@@ -42,10 +49,21 @@ public struct UnknownAddressTable: Sendable {
     }
 
     public var count: Int { entries.count }
+    /// Length of the eviction queue (bounded by about 4 × capacity).
+    var queueLength: Int { order.count - head }
 
-    /// Counts one frame. Returns the number of frames to report when an event is due now
-    /// (the first frame of an address, or the first after its window), nil when only counted.
-    public mutating func heard(_ frame: DecodedFrame, at now: Moment) -> Int? {
+    public enum Hearing: Sendable, Equatable {
+        /// Only counted.
+        case counted
+        /// An event is due, reporting this many frames (since the address's previous report).
+        case report(Int)
+        /// Only counted: the first report held back by `maxReportsPerWindow` in this window.
+        case throttled
+    }
+
+    /// Counts one frame; says whether an `unknown_device` event is due now (the first frame of an
+    /// address, or the first after its window, while the window's report budget lasts).
+    public mutating func heard(_ frame: DecodedFrame, at now: Moment) -> Hearing {
         framesHeard += 1
         let key = "\(frame.driver.rawValue)/\(frame.address)"
         var e = entries[key] ?? admit(frame, at: now)
@@ -54,16 +72,26 @@ public struct UnknownAddressTable: Sendable {
         if e.info.codes.count < Self.maxCodes { e.info.codes.insert(frame.code) }
         e.heardMono = now.monotonic
         e.sinceReport += 1
-        var report: Int?
+        var result = Hearing.counted
         if e.reportedMono.map({ now.monotonic - $0 >= windowNanos }) ?? true {
-            report = e.sinceReport
-            e.reportedMono = now.monotonic
-            e.sinceReport = 0
+            if budgetWindowStart.map({ now.monotonic - $0 >= windowNanos }) ?? true {
+                budgetWindowStart = now.monotonic
+                reportsInWindow = 0
+            }
+            if reportsInWindow < Self.maxReportsPerWindow {
+                reportsInWindow += 1
+                result = .report(e.sinceReport)
+                e.reportedMono = now.monotonic
+                e.sinceReport = 0
+            } else {
+                throttled += 1
+                if reportsInWindow == Self.maxReportsPerWindow { result = .throttled; reportsInWindow += 1 }
+            }
         }
         entries[key] = e
         order.append((key, e.heardMono))
         if order.count - head > 4 * capacity + 64 { compact() }
-        return report
+        return result
     }
 
     private mutating func admit(_ frame: DecodedFrame, at now: Moment) -> Entry {
