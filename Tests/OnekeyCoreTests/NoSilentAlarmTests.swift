@@ -156,6 +156,11 @@ import Testing
         #expect(T.pages(last).elementsEqual([("station", "reminder")], by: ==))
         #expect(withFallback.nextDeadline() == T.mono(660))
         #expect(T.pages(withFallback.fireDueSteps(at: T.at(660))).elementsEqual([("station", "reminder")], by: ==))
+        // A decline repeated a thousand times pages nobody more.
+        for i in 0..<1000 {
+            #expect(throws: ActionError.self) { _ = try withFallback.act(.decline, member: "bob", alert: id2, source: .mqtt, at: T.at(700 + i)) }
+        }
+        #expect(withFallback.nextDeadline() == T.mono(960))
     }
 
     @Test func anAckTimeoutAfterTheLadderReopensIntoReminders() throws {

@@ -225,6 +225,7 @@ extension AlertDesk {
             a.state = .acked
             a.ackedBy = member
             a.ackedAt = t
+            declined[id]?.remove(member)  // changed their mind
             let timeout = policy(for: a).ackTimeoutSeconds
             setDeadline(&a, timeout > 0 ? now.monotonic + Int64(timeout) * Self.nanosPerSecond : nil, at: now)
             out.notes.append(DeskNote(.notice, "acked by \(member) via \(source.rawValue)", alert: id, device: a.device, member: member))
@@ -235,6 +236,8 @@ extension AlertDesk {
             a.note = note ?? a.note
             out.notes.append(DeskNote(.notice, "resolved by \(member) via \(source.rawValue)\(note.map { ": \($0)" } ?? "")", alert: id, device: a.device, member: member))
         case .decline:
+            // Idempotent: a repeated decline (an app retrying, a hostile client) fires nothing more.
+            guard !(declined[id]?.contains(member) ?? false) else { throw .invalid("\(member) already declined alert \(id)") }
             if a.state == .acked {
                 guard a.ackedBy == member else { throw .invalid("alert \(id) is acked by \(a.ackedBy ?? "someone"); only they can decline it") }
                 a.state = .open
