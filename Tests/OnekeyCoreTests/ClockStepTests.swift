@@ -36,6 +36,20 @@ import Testing
         #expect(T.pages(desk.fireDueSteps(at: c.now)).elementsEqual([("station", "escalated")], by: ==))
     }
 
+    @Test(arguments: [7200, -3600])
+    func pressMergeRunsOnTheMonotonicClock(step: Int) throws {
+        var c = SteppedClock()
+        var desk = AlertDesk(config: try T.config(), at: c.now)
+        let first = desk.handle(T.press(8), at: c.now).alerts[0]
+        c.run(seconds: 100)
+        c.stepWall(seconds: step)
+        let joined = desk.handle(T.press(8), at: c.now)
+        #expect(joined.alerts.first?.id == first.id && joined.alerts.first?.pressCount == 2)
+        c.run(seconds: 200)  // 300 s after the raise: press_merge_s is over, a new alert
+        let fresh = desk.handle(T.press(8), at: c.now)
+        #expect(fresh.alerts.count == 1 && fresh.alerts[0].id != first.id)
+    }
+
     @Test func shiftsAreResolvedOnTheCorrectedWallClock() throws {
         // 10:00 local; the wall clock is corrected by +12 h to 22:00: alice (08–20) is off, so the
         // primary step of round 2 finds nobody and pages the fallback (the grid's roster).

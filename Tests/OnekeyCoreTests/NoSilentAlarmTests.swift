@@ -163,6 +163,27 @@ import Testing
         #expect(withFallback.nextDeadline() == T.mono(960))
     }
 
+    @Test func theAckerDecliningAnHourLaterResumesTheLadderWithoutABurst() throws {
+        var desk = try Self.desk(policy: Self.policy(), shifts: Self.onlyPrimary + Self.onlyBackup)
+        let id = desk.handle(T.press(8), at: T.at(0)).alerts[0].id
+        _ = try desk.act(.ack, member: "alice", alert: id, source: .mqtt, at: T.at(10))
+        let d = try desk.act(.decline, member: "alice", alert: id, source: .mqtt, at: T.at(3600))
+        #expect(T.pages(d).elementsEqual([("bob", "escalated")], by: ==))
+        #expect(d.alerts[0].step == 1 && d.alerts[0].state == .open)
+        #expect(desk.nextDeadline() == T.mono(3600 + 120))
+        // Nobody else after the ladder: the decliner-only reminders never fire in a burst either.
+        let s2 = desk.fireDueSteps(at: T.at(3720))
+        #expect(T.pages(s2).map(\.0) == ["bob"])  // grid:all, less alice who declined
+        #expect(desk.nextDeadline() == T.mono(3720 + 300))
+        // Bob acks, then declines at the end as well: nobody else is left, so the reminders go
+        // to both of them — remind_s later, not at once.
+        _ = try desk.act(.ack, member: "bob", alert: id, source: .mqtt, at: T.at(4000))
+        let last = try desk.act(.decline, member: "bob", alert: id, source: .mqtt, at: T.at(9000))
+        #expect(last.pageMessages.isEmpty && last.alerts[0].state == .open)
+        #expect(desk.nextDeadline() == T.mono(9300))
+        #expect(T.pages(desk.fireDueSteps(at: T.at(9300))).map(\.0) == ["alice", "bob"])
+    }
+
     @Test func anAckTimeoutAfterTheLadderReopensIntoReminders() throws {
         var p = Self.policy(remind: 100, steps: [(0, "grid:primary")])
         p = p.replacingOccurrences(of: "remind_s = 100\n", with: "remind_s = 100\nack_timeout_s = 50\n")

@@ -46,6 +46,8 @@ public struct AlertDesk: Sendable {
     /// The monotonic instant each open alert's ladder counts from (its raise, or the instant its
     /// restored or reopened schedule implies).
     var anchors: [String: Int64] = [:]
+    /// The monotonic instant each open alert was raised (for `press_merge_s`, immune to wall steps).
+    var raisedMono: [String: Int64] = [:]
     /// Members who declined each open alert: later steps and reminders page others first.
     var declined: [String: Set<String>] = [:]
     /// Supervised devices (`supervision_s` > 0): when each must have been heard from again.
@@ -218,8 +220,11 @@ public struct AlertDesk: Sendable {
 
     private mutating func raiseOrJoin(device: DeviceConfig, kind: EventKind, at now: Moment, test: Bool, into out: inout DeskOutcome) -> String {
         let t = now.wall
-        let mergeMs = Int64(config.dedup.pressMergeSeconds) * 1000
-        if !test, var a = openAlert(device: device.id, where: { $0.kind.isEmergency && !$0.test && t.milliseconds - $0.raisedAt.milliseconds < mergeMs }) {
+        let merge = Int64(config.dedup.pressMergeSeconds) * Self.nanosPerSecond
+        let raised = raisedMono
+        if !test, var a = openAlert(device: device.id, where: {
+            $0.kind.isEmergency && !$0.test && now.monotonic - (raised[$0.id] ?? now.monotonic(at: $0.raisedAt)) < merge
+        }) {
             a.pressCount += 1
             a.lastPressAt = t
             if a.paged.isEmpty {
@@ -236,6 +241,7 @@ public struct AlertDesk: Sendable {
                       location: device.location, raisedAt: t, step: -1, test: test)
         out.notes.append(DeskNote(.critical, "\(test ? "TEST " : "")\(kind.rawValue) alert raised by \(device.id) (\(device.resident), \(device.location))", alert: a.id, device: device.id, kind: kind))
         anchors[a.id] = now.monotonic
+        raisedMono[a.id] = now.monotonic
         fireDue(&a, from: dueOfNextStep(a), reason: .raised, at: now, into: &out)
         store(a, at: t, into: &out)
         return a.id
@@ -363,6 +369,7 @@ public struct AlertDesk: Sendable {
             a.nextStepAt = nil
             timers.schedule(a.id, at: nil)
             anchors[a.id] = nil
+            raisedMono[a.id] = nil
             declined[a.id] = nil
         }
         out.record(a)

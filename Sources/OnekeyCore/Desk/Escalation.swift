@@ -59,6 +59,7 @@ extension AlertDesk {
     /// rest of the ladder keeps its spacing from there.
     mutating func restore(_ a: inout Alert, at now: Moment) {
         if a.kind.isEmergency { a.unattended = a.paged.isEmpty && a.step >= 0 }  // derived: the store need not keep it
+        raisedMono[a.id] = min(now.monotonic, now.monotonic(at: a.raisedAt))
         var due = a.nextStepAt.map { max(now.monotonic, now.monotonic(at: $0)) }
         if due == nil && a.state == .open && a.kind.isEmergency && !a.test {
             due = now.monotonic  // stored without a schedule (an older version's silent alert): resume now
@@ -243,6 +244,9 @@ extension AlertDesk {
                 a.state = .open
                 a.ackedBy = nil
                 a.ackedAt = nil
+                // The ladder was stopped: it resumes with the next step now and its own spacing
+                // after that, not with a burst of every step that would have fired meanwhile.
+                anchors[id] = now.monotonic - Int64(Self.offset(step: a.step + 1, policy: policy(for: a)) ?? 0) * Self.nanosPerSecond
             }
             decline(&a, member: member, source: source, at: now, into: &out)
         }
@@ -265,6 +269,10 @@ extension AlertDesk {
             fireDue(&a, from: now.monotonic, reason: .reminder, at: now, into: &out)
         } else {
             out.notes.append(DeskNote(.error, "declined by \(member) via \(source.rawValue) after the last step and nobody else can be paged; \(a.test ? "test alert: no reminders" : "reminders continue to those who declined")", alert: a.id, device: a.device, member: member))
+            if let due = dueOfNextStep(a), due <= now.monotonic {
+                // Not straight back to the member who just declined: one remind_s from now.
+                anchors[a.id, default: now.monotonic] += now.monotonic - due + Int64(policy(for: a).remindSeconds) * Self.nanosPerSecond
+            }
             setDeadline(&a, dueOfNextStep(a), at: now)
         }
     }
