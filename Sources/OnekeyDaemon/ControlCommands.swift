@@ -62,6 +62,7 @@ extension Gateway {
             do { try g.reload() } catch { throw ControlError(.config, "\(error)") }
             return [("config", .string(g.config.path))]
         },
+        ControlCommand(name: "unknown", mutates: false) { g, _ in Payloads.unknown(g.desk.unknownAddresses, evicted: g.desk.unknownEvicted) },
         ControlCommand(name: "outbox", mutates: false) { g, _ throws(ControlError) in
             let s: (count: Int, oldest: Timestamp?, topics: [(topic: String, count: Int, since: Timestamp)])
             do { s = try g.store.outboxSummary() } catch { throw ControlError(.internalError, "\(error)") }
@@ -102,7 +103,7 @@ extension Gateway {
         let id = try req.requiredString("id")
         let member = try req.requiredString("member")
         do {
-            let outcome = try desk.act(action, member: member, alert: id, note: req["note"]?.stringValue, source: .control, at: clock.now().wall)
+            let outcome = try desk.act(action, member: member, alert: id, note: req["note"]?.stringValue, source: .control, at: clock.now())
             apply(outcome)
             let alert = outcome.alerts.first { $0.id == id }
             return [("alert", alert.map { Payloads.alert($0, gateway: config.gateway.id, key: nil) } ?? .null)]
@@ -129,7 +130,7 @@ extension Gateway {
                                   ("repeat_frames", .int(Int64(counters.repeats))), ("pages", .int(Int64(counters.pages))),
                                   ("published", .int(Int64(counters.published))), ("rejected_actions", .int(Int64(counters.rejectedActions))),
                                   ("store_errors", .int(Int64(counters.storeErrors)))])),
-            ("next_escalation", .optional(desk.nextDeadline())),
+            ("next_escalation", .optional(desk.nextDeadlineWall(now: clock.now()))),
             ("timer_lateness_ms", timerLateness.json),
             ("stale_firings_ignored", .int(Int64(desk.staleFiringsIgnored))),
         ]

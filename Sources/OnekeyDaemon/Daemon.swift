@@ -79,8 +79,8 @@ public enum Daemon {
             do { try control.start() } catch { setupError = "cannot listen on \(config.gateway.controlSocket): \(error)" }
             // Supervised devices' silence timers start; steps that fell due while the daemon was
             // down fire now, once.
-            gateway.desk.startSupervision(at: gateway.clock.now().wall)
-            gateway.apply(gateway.desk.fireDueSteps(at: gateway.clock.now().wall))
+            gateway.desk.startSupervision(at: gateway.clock.now())
+            gateway.apply(gateway.desk.fireDueSteps(at: gateway.clock.now()))
             gateway.rearmEscalation()
             if !gateway.desk.openAlerts.isEmpty {
                 logger.notice("resuming \(gateway.desk.openAlerts.count) open alert(s) from the store")

@@ -67,7 +67,7 @@ public final class Gateway: @unchecked Sendable {
         self.clock = clock
         self.logger = logger
         startedAt = clock.now().wall
-        desk = AlertDesk(config: config, openAlerts: try store.openAlerts(), devices: try store.devices(), issuedIDs: try store.greatestIDs())
+        desk = AlertDesk(config: config, openAlerts: try store.openAlerts(), devices: try store.devices(), issuedIDs: try store.greatestIDs(), at: clock.now())
         outboxDepth = try store.outboxSummary().count
         for a in try store.alerts(includeClosed: true, limit: 4096).reversed() where a.state.isClosed { desk.rememberClosed(a) }
     }
@@ -151,17 +151,18 @@ public final class Gateway: @unchecked Sendable {
             let t = DispatchSource.makeTimerSource(flags: .strict, queue: queue)
             t.setEventHandler { [weak self] in
                 guard let self else { return }
+                let now = clock.now()
                 if let due = desk.nextDeadline() {
-                    timerLateness.add(microseconds: Int64(Date().timeIntervalSince1970 * 1e6) - due.milliseconds * 1000)
+                    timerLateness.add(microseconds: (Int64(now.monotonicNanos) - Int64(due)) / 1000)
                 }
-                let outcome = desk.fireDueSteps(at: clock.now().wall)
+                let outcome = desk.fireDueSteps(at: now)
                 apply(outcome)
                 rearmEscalation()
             }
             t.activate()
             escalationTimer = t
         }
-        let delayMs = max(0, next.milliseconds - clock.now().wall.milliseconds)
+        let delayMs = max(0, (Int64(next) - Int64(clock.now().monotonicNanos)) / 1_000_000 + 1)
         escalationTimer?.schedule(deadline: .now() + .milliseconds(Int(delayMs)), leeway: .milliseconds(1))
     }
 
@@ -275,7 +276,7 @@ public final class Gateway: @unchecked Sendable {
 
     func memberAction(topic: String, payload: [UInt8]) {
         guard let member = desk.topics.ackMember(topic: topic) else { return }
-        let now = clock.now().wall
+        let now = clock.now()
         func reject(_ why: String, alert: String? = nil) {
             counters.rejectedActions += 1
             var meta: Logger.Metadata = ["member": "\(member)"]

@@ -2,29 +2,57 @@
 /// actions come in; a `DeskOutcome` (what to store, what to publish, what to log) goes out.
 ///
 /// Rules (CONTRACT §5, §6):
-/// - repeats of a frame within `repeat_window_ms` are one press (leading edge acts);
+/// - repeats of a frame within `repeat_window_ms` are one press (leading edge acts), also across
+///   a restart (`recentEvents` seeds the windows);
+/// - a frame from an unenrolled address is counted; an `unknown_device` event (with `count`) goes
+///   out at most once per address per `unknown_report_s` (`unknownAddresses` lists them);
 /// - an emergency raises an alert, or joins the device's open alert younger than `press_merge_s`
 ///   (press_count + 1, everyone already paged is paged again: `pressed_again`);
 /// - `cancel` closes the device's open alert as `cancelled` and tells everyone paged;
-/// - a trouble pages the grid's primary once, never escalates, and closes when the device
-///   is heard normally again;
-/// - the ladder: step k of the policy fires at its stored deadline; a step that resolves to
-///   nobody is a roster gap and the next step fires at once; `ack` stops the ladder,
-///   `decline` fires the next step now, `resolve` closes.
+/// - a trouble pages the grid's primary (or the policy's fallback) once, never escalates, and
+///   closes when the device is heard normally again;
+/// - the ladder (Escalation.swift): step k fires at its own deadline; a step that resolves to
+///   nobody pages the policy's `fallback` (reason `fallback`); if that is nobody too the alert is
+///   `unattended` and a critical note is written; after the last round, reminders every
+///   `remind_s` until acked or closed; `ack` stops, `decline` fires the next step (or a reminder
+///   to the decliner's replacements) now, `resolve` closes.
+///
+/// Time: every deadline is a monotonic instant (`Moment.monotonic`, signed ns) while the daemon
+/// runs; alerts carry the matching wall time in `nextStepAt` for display, storage and restart.
+/// Shifts are resolved, and records stamped, on the wall clock of the moment passed in.
+///
+/// API for the event loop (changed in this revision):
+///   init(config:openAlerts:devices:issuedIDs:recentEvents:at: Moment)
+///   handle(_ frame:, at: Moment, test:) -> DeskOutcome
+///   fireDueSteps(at: Moment) -> DeskOutcome            // call when nextDeadline() is reached
+///   nextDeadline() -> UInt64?                           // CLOCK_MONOTONIC ns; arm the timer for it
+///   nextDeadlineWall(now: Moment) -> Timestamp?         // the same, on the wall clock (status)
+///   startSupervision(at: Moment)
+///   act(_:member:alert:note:source:at: Moment) throws(ActionError) -> DeskOutcome
+///   unknownAddresses: [UnknownAddress]; unknownEvicted: Int   // onekeyctl unknown
 public struct AlertDesk: Sendable {
     public private(set) var config: GatewayConfig
     public private(set) var roster: Roster
     public private(set) var topics: Topics
-    private var dedup: PressDeduplicator
-    private var ids = IdentifierSource()
+    var dedup: PressDeduplicator
+    var ids = IdentifierSource()
     /// Alerts not yet closed (open or acked), by id.
-    public private(set) var openAlerts: [String: Alert] = [:]
+    public internal(set) var openAlerts: [String: Alert] = [:]
     public private(set) var devices: [String: DeviceState] = [:]
     /// Recently closed alerts, so a late action gets "already resolved", not "unknown".
     private var recentlyClosed: [String: AlertState] = [:]
-    private var timers = DeadlineHeap()
+    /// Escalation, reminder and ack-timeout deadlines of open alerts (monotonic ns).
+    var timers = DeadlineHeap()
+    /// The monotonic instant each open alert's ladder counts from (its raise, or the instant its
+    /// restored or reopened schedule implies).
+    var anchors: [String: Int64] = [:]
+    /// The monotonic instant each open alert was raised (for `press_merge_s`, immune to wall steps).
+    var raisedMono: [String: Int64] = [:]
+    /// Members who declined each open alert: later steps and reminders page others first.
+    var declined: [String: Set<String>] = [:]
     /// Supervised devices (`supervision_s` > 0): when each must have been heard from again.
     private var silence = DeadlineHeap()
+    private(set) var unknown: UnknownAddressTable
     /// Enrolled devices by "driver/address", so a frame's lookup does not scan the list.
     private var enrolled: [String: DeviceConfig] = [:]
 
@@ -33,19 +61,27 @@ public struct AlertDesk: Sendable {
     }
     private var closedOrder: [String] = []
 
-    public init(config: GatewayConfig, openAlerts: [Alert] = [], devices: [DeviceState] = [], issuedIDs: [String] = []) {
+    /// `openAlerts`, `devices` and `issuedIDs` come from the store; `recentEvents` are the events
+    /// stored within the last `repeat_window_ms` (their repeats still arriving are repeats).
+    /// Each stored deadline is mapped to the monotonic clock through `now`; one that fell due
+    /// while the daemon was down fires once, at the first `fireDueSteps`.
+    public init(config: GatewayConfig, openAlerts: [Alert] = [], devices: [DeviceState] = [], issuedIDs: [String] = [],
+                recentEvents: [GatewayEvent] = [], at now: Moment) {
         self.config = config
         roster = Roster(config: config)
         topics = Topics(prefix: config.mqtt.topicPrefix, gateway: config.gateway.id)
         dedup = PressDeduplicator(windowMs: config.dedup.repeatWindowMs)
+        dedup.seed(recentEvents, at: now)
+        unknown = UnknownAddressTable(windowSeconds: config.dedup.unknownReportSeconds)
         enrolled = Self.index(config)
-        for a in openAlerts where !a.state.isClosed {
+        for id in issuedIDs { ids.advance(past: id) }
+        for e in recentEvents { ids.advance(past: e.id) }
+        for var a in openAlerts where !a.state.isClosed {
+            ids.advance(past: a.id)
+            restore(&a, at: now)
             self.openAlerts[a.id] = a
-            timers.schedule(a.id, at: a.nextStepAt)
         }
         for d in devices { self.devices[d.id] = d }
-        for id in issuedIDs { ids.advance(past: id) }
-        for a in openAlerts { ids.advance(past: a.id) }
     }
 
     /// Applies a new configuration; open alerts keep their ids, schedules and paged members.
@@ -54,30 +90,40 @@ public struct AlertDesk: Sendable {
         roster = Roster(config: new)
         topics = Topics(prefix: new.mqtt.topicPrefix, gateway: new.gateway.id)
         dedup.windowNanos = UInt64(new.dedup.repeatWindowMs) * 1_000_000
+        unknown.windowNanos = Int64(new.dedup.unknownReportSeconds) * 1_000_000_000
         enrolled = Self.index(new)
+        for d in new.devices { unknown.forget(driver: d.driver, address: d.address) }
         if let t = supervisionStarted { startSupervision(at: t) }
     }
 
-    private var supervisionStarted: Timestamp?
+    private var supervisionStarted: Moment?
 
     /// Starts (or, after a reload, restarts) the silence timers: each supervised device must be
     /// heard within `supervision_s` of when it was last heard, or of `now` if never.
-    public mutating func startSupervision(at now: Timestamp) {
+    public mutating func startSupervision(at now: Moment) {
         supervisionStarted = now
         for d in config.devices {
-            let due = d.supervisionSeconds > 0 && devices[d.id]?.online != false
-                ? (devices[d.id]?.lastSeen.map { max($0, now.adding(seconds: -d.supervisionSeconds)) } ?? now).adding(seconds: d.supervisionSeconds)
-                : nil
+            guard d.supervisionSeconds > 0, devices[d.id]?.online != false else { silence.schedule(d.id, at: nil); continue }
+            let heard = devices[d.id]?.lastSeen.map { min(now.monotonic, now.monotonic(at: $0)) } ?? now.monotonic
+            let due = max(heard, now.monotonic - Int64(d.supervisionSeconds) * 1_000_000_000) + Int64(d.supervisionSeconds) * 1_000_000_000
             silence.schedule(d.id, at: due)
         }
     }
 
-    /// The earliest escalation deadline among open alerts (what the timer waits for).
-    public mutating func nextDeadline() -> Timestamp? {
+    /// The earliest deadline of all (escalation, reminders, ack timeouts, supervision), in
+    /// CLOCK_MONOTONIC nanoseconds: what the one timer waits for.
+    public mutating func nextDeadline() -> UInt64? {
+        let earliest: Int64?
         switch (timers.earliest(), silence.earliest()) {
-        case let (a?, b?): return min(a, b)
-        case let (a, b): return a ?? b
+        case let (a?, b?): earliest = min(a, b)
+        case let (a, b): earliest = a ?? b
         }
+        return earliest.map { UInt64(max(0, $0)) }
+    }
+
+    /// `nextDeadline()` on the wall clock as it reads at `now` (for status and display).
+    public mutating func nextDeadlineWall(now: Moment) -> Timestamp? {
+        nextDeadline().map { now.wall(atMonotonic: Int64($0)) }
     }
 
     /// Timer entries dropped because their alert's schedule had changed since.
@@ -85,20 +131,34 @@ public struct AlertDesk: Sendable {
 
     public mutating func nextID(at t: Timestamp) -> String { ids.next(at: t) }
 
+    /// Addresses heard but not enrolled, most recently heard first (at most 1,024).
+    public var unknownAddresses: [UnknownAddress] { unknown.addresses }
+    /// Unknown addresses dropped from the table to make room for newer ones.
+    public var unknownEvicted: Int { unknown.evicted }
+
     // MARK: Frames
 
     public mutating func handle(_ frame: DecodedFrame, at now: Moment, test: Bool = false) -> DeskOutcome {
         var out = DeskOutcome()
-        if !test && dedup.isRepeat(frame, at: now.monotonicNanos) {
-            out.repeats = 1
-            return out
-        }
         let t = now.wall
         guard let device = enrolled["\(frame.driver.rawValue)/\(frame.address)"] else {
-            let event = GatewayEvent(id: ids.next(at: t), device: nil, driver: frame.driver, address: frame.address,
-                                     kind: .unknownDevice, code: frame.code, receivedAt: t, raw: frame.raw)
-            emit(event, into: &out)
-            out.notes.append(DeskNote(.warning, "frame from unknown \(frame.driver.rawValue) address \(frame.address) (code \(frame.code))", kind: .unknownDevice))
+            // Radio noise: counted, reported at most once per address per window, never a row per frame.
+            switch unknown.heard(frame, at: now) {
+            case .counted:
+                out.unknownFramesCounted = 1
+            case .throttled:
+                out.unknownFramesCounted = 1
+                out.notes.append(DeskNote(.warning, "more than \(UnknownAddressTable.maxReportsPerWindow) unknown addresses reported in \(config.dedup.unknownReportSeconds) s; the rest are only counted (onekeyctl unknown)", kind: .unknownDevice))
+            case .report(let count):
+                let event = GatewayEvent(id: ids.next(at: t), device: nil, driver: frame.driver, address: frame.address,
+                                         kind: .unknownDevice, code: frame.code, receivedAt: t, raw: frame.raw, count: count)
+                emit(event, into: &out)
+                out.notes.append(DeskNote(.notice, "\(count) frame(s) from unknown \(frame.driver.rawValue) address \(frame.address) (code \(frame.code)); not enrolled", kind: .unknownDevice))
+            }
+            return out
+        }
+        if !test && dedup.isRepeat(frame, at: now.monotonicNanos) {
+            out.repeats = 1
             return out
         }
         let kind = frame.kind ?? device.codes[frame.code] ?? .unknown
@@ -108,11 +168,11 @@ public struct AlertDesk: Sendable {
         var state = devices[device.id] ?? DeviceState(id: device.id)
         state.online = true
         state.lastSeen = t
-        if device.supervisionSeconds > 0 && !test { silence.schedule(device.id, at: t.adding(seconds: device.supervisionSeconds)) }
+        if device.supervisionSeconds > 0 && !test { silence.schedule(device.id, at: now.monotonic + Int64(device.supervisionSeconds) * 1_000_000_000) }
         if kind == .lowBattery { state.batteryLow = true }
 
         if kind.isEmergency {
-            event.alertID = raiseOrJoin(device: device, kind: kind, at: t, test: test, into: &out)
+            event.alertID = raiseOrJoin(device: device, kind: kind, at: now, test: test, into: &out)
         } else if kind == .cancel {
             event.alertID = cancel(device: device, at: t, into: &out)
         } else if kind.isTrouble {
@@ -154,27 +214,35 @@ public struct AlertDesk: Sendable {
         return OutboundMessage(topic: topic, payload: body(key).bytes, retain: retain, key: key)
     }
 
-    private func openAlert(device: String, where predicate: (Alert) -> Bool) -> Alert? {
+    func openAlert(device: String, where predicate: (Alert) -> Bool) -> Alert? {
         openAlerts.values.filter { $0.device == device && predicate($0) }.max { $0.raisedAt < $1.raisedAt }
     }
 
-    private mutating func raiseOrJoin(device: DeviceConfig, kind: EventKind, at t: Timestamp, test: Bool, into out: inout DeskOutcome) -> String {
-        let mergeMs = Int64(config.dedup.pressMergeSeconds) * 1000
-        if !test, var a = openAlert(device: device.id, where: { $0.kind.isEmergency && !$0.test && t.milliseconds - $0.raisedAt.milliseconds < mergeMs }) {
+    private mutating func raiseOrJoin(device: DeviceConfig, kind: EventKind, at now: Moment, test: Bool, into out: inout DeskOutcome) -> String {
+        let t = now.wall
+        let merge = Int64(config.dedup.pressMergeSeconds) * Self.nanosPerSecond
+        let raised = raisedMono
+        if !test, var a = openAlert(device: device.id, where: {
+            $0.kind.isEmergency && !$0.test && now.monotonic - (raised[$0.id] ?? now.monotonic(at: $0.raisedAt)) < merge
+        }) {
             a.pressCount += 1
             a.lastPressAt = t
-            out.notes.append(DeskNote(.warning, "pressed again (\(a.pressCount) presses); paging \(a.paged.count) member(s) again", alert: a.id, device: device.id, kind: kind))
-            for m in a.paged { page(a, member: m, reason: .pressedAgain, at: t, into: &out) }
+            if a.paged.isEmpty {
+                // Nobody could be paged so far: ask the roster again rather than page nobody again.
+                pageCurrentStep(&a, reason: .pressedAgain, at: t, into: &out)
+            } else {
+                out.notes.append(DeskNote(.warning, "pressed again (\(a.pressCount) presses); paging \(a.paged.count) member(s) again", alert: a.id, device: device.id, kind: kind))
+                for m in a.paged { page(a, member: m, reason: .pressedAgain, at: t, into: &out) }
+            }
             store(a, at: t, into: &out)
             return a.id
         }
-        let grid = config.grid(id: device.grid)
-        let policy = config.policy(id: grid?.policy ?? "default") ?? .builtInDefault
         var a = Alert(id: ids.next(at: t), device: device.id, kind: kind, grid: device.grid, resident: device.resident,
-                      location: device.location, raisedAt: t, step: -1, test: test,
-                      nextStepAt: t.adding(seconds: policy.steps[0].afterSeconds))
+                      location: device.location, raisedAt: t, step: -1, test: test)
         out.notes.append(DeskNote(.critical, "\(test ? "TEST " : "")\(kind.rawValue) alert raised by \(device.id) (\(device.resident), \(device.location))", alert: a.id, device: device.id, kind: kind))
-        fireDue(&a, at: t, reason: .raised, into: &out)
+        anchors[a.id] = now.monotonic
+        raisedMono[a.id] = now.monotonic
+        fireDue(&a, from: dueOfNextStep(a), reason: .raised, at: now, into: &out)
         store(a, at: t, into: &out)
         return a.id
     }
@@ -189,13 +257,16 @@ public struct AlertDesk: Sendable {
         var a = Alert(id: ids.next(at: t), device: device.id, kind: kind, grid: device.grid, resident: device.resident,
                       location: device.location, raisedAt: t, step: 0)
         out.notes.append(DeskNote(.warning, "\(kind.rawValue) trouble on \(device.id)", alert: a.id, device: device.id, kind: kind))
-        let primary = roster.resolve(.gridPrimary, grid: a.grid, at: t)
-        if primary.isEmpty {
-            out.notes.append(DeskNote(.error, "roster gap: no primary on shift in \(a.grid) for a \(kind.rawValue) trouble", alert: a.id, device: device.id))
+        var reason = PageReason.raised
+        var members = roster.resolve(.gridPrimary, grid: a.grid, at: t)
+        if members.isEmpty {
+            members = resolve(policy(for: a).fallback, grid: a.grid, at: t)
+            reason = .fallback
+            out.notes.append(DeskNote(.error, "roster gap: no primary on shift in \(a.grid) for a \(kind.rawValue) trouble; \(members.isEmpty ? "the fallback finds nobody either" : "paging the fallback")", alert: a.id, device: device.id))
         }
-        for m in primary {
+        for m in members {
             a.paged.append(m)
-            page(a, member: m, reason: .raised, at: t, into: &out)
+            page(a, member: m, reason: reason, at: t, into: &out)
         }
         store(a, at: t, into: &out)
         return a.id
@@ -208,7 +279,6 @@ public struct AlertDesk: Sendable {
         }
         a.state = .cancelled
         a.resolvedAt = t
-        a.nextStepAt = nil
         out.notes.append(DeskNote(.notice, "cancelled from the device", alert: a.id, device: device.id, kind: .cancel))
         for m in a.paged { page(a, member: m, reason: .cancelled, at: t, into: &out) }
         store(a, at: t, into: &out)
@@ -226,153 +296,23 @@ public struct AlertDesk: Sendable {
         }
     }
 
-    // MARK: Escalation
-
-    /// When step `k` (counted across rounds) is due for an alert raised at `raisedAt`.
-    public static func deadline(step k: Int, policy: PolicyConfig, raisedAt: Timestamp) -> Timestamp? {
-        let n = policy.steps.count
-        guard k >= 0, k < n * (policy.repeatCount + 1) else { return nil }
-        let round = k / n
-        let roundLength = policy.steps[n - 1].afterSeconds + policy.repeatAfterSeconds
-        return raisedAt.adding(seconds: round * roundLength + policy.steps[k % n].afterSeconds)
-    }
-
-    private func policy(for a: Alert) -> PolicyConfig {
-        config.policy(id: config.grid(id: a.grid)?.policy ?? "default") ?? .builtInDefault
-    }
-
-    /// Fires every step of `a` that is due at `t`, in order, each once.
-    private mutating func fireDue(_ a: inout Alert, at t: Timestamp, reason: PageReason, into out: inout DeskOutcome) {
-        let policy = policy(for: a)
-        while a.state == .open, let due = a.nextStepAt, due <= t {
-            let k = a.step + 1
-            let n = policy.steps.count
-            guard k < n * (policy.repeatCount + 1) else { a.nextStepAt = nil; break }
-            let step = policy.steps[k % n]
-            var members = [String]()
-            for target in step.notify {
-                for m in roster.resolve(target, grid: a.grid, at: t) where !members.contains(m) { members.append(m) }
-            }
-            a.step = k
-            if members.isEmpty {
-                out.notes.append(DeskNote(.error, "roster gap: step \(k) (\(step.notify.map(\.description).joined(separator: ", "))) finds nobody on shift in \(a.grid); moving on", alert: a.id, device: a.device))
-                a.nextStepAt = k + 1 < n * (policy.repeatCount + 1) ? t : nil
-                continue
-            }
-            out.notes.append(DeskNote(.notice, "step \(k): paging \(members.joined(separator: ", "))", alert: a.id, device: a.device))
-            for m in members {
-                if !a.paged.contains(m) { a.paged.append(m) }
-                page(a, member: m, reason: reason, at: t, into: &out)
-            }
-            a.nextStepAt = Self.deadline(step: k + 1, policy: policy, raisedAt: a.raisedAt)
-            if a.nextStepAt == nil {
-                out.notes.append(DeskNote(.warning, "escalation ladder finished: the last step fired and nobody has acknowledged yet", alert: a.id, device: a.device))
-            }
-        }
-    }
-
-    /// Fires what is due at `t` (the timer's tick): ladder steps of open alerts, and ack timeouts
-    /// of acked ones. Only live heap entries fire; each alert's schedule is stored with it.
-    public mutating func fireDueSteps(at t: Timestamp) -> DeskOutcome {
+    /// Supervised devices not heard from in time (monotonic): each raises a supervision_loss.
+    mutating func fireSupervision(at now: Moment) -> DeskOutcome {
         var out = DeskOutcome()
-        for entry in silence.popDue(at: t) {
+        let t = now.wall
+        for entry in silence.popDue(at: now.monotonic) {
             guard let device = config.device(id: entry.alert), device.supervisionSeconds > 0 else { continue }
-            out.lateness.append(t.milliseconds - entry.due.milliseconds)
+            out.lateness.append((now.monotonic - entry.due) / 1_000_000)
             var state = devices[device.id] ?? DeviceState(id: device.id)
             state.online = false
             out.notes.append(DeskNote(.error, "\(device.id) not heard for \(device.supervisionSeconds) s (last \(state.lastSeen?.rfc3339 ?? "never"))", device: device.id, kind: .supervisionLoss))
             _ = raiseTrouble(device: device, kind: .supervisionLoss, at: t, into: &out)
             update(device, state, at: t, into: &out)
         }
-        for entry in timers.popDue(at: t) {
-            guard var a = openAlerts[entry.alert], let due = a.nextStepAt, due <= t else { continue }
-            out.lateness.append(t.milliseconds - due.milliseconds)
-            if a.state == .acked {
-                reopenAfterAckTimeout(&a, at: t, into: &out)
-            } else {
-                fireDue(&a, at: t, reason: .escalated, into: &out)
-            }
-            store(a, at: t, into: &out)
-        }
         return out
     }
 
-    /// The acker fell silent: the alert opens again, the acker and the current step's members are
-    /// paged again, and the ladder goes on from there.
-    private mutating func reopenAfterAckTimeout(_ a: inout Alert, at t: Timestamp, into out: inout DeskOutcome) {
-        let policy = policy(for: a)
-        let acker = a.ackedBy
-        a.state = .open
-        a.ackedBy = nil
-        a.ackedAt = nil
-        var members = acker.map { [$0] } ?? []
-        if a.step >= 0 {
-            for target in policy.steps[a.step % policy.steps.count].notify {
-                for m in roster.resolve(target, grid: a.grid, at: t) where !members.contains(m) { members.append(m) }
-            }
-        }
-        out.notes.append(DeskNote(.warning, "no resolve \(policy.ackTimeoutSeconds) s after \(acker ?? "the") ack: reopened, paging \(members.joined(separator: ", "))", alert: a.id, device: a.device, member: acker))
-        for m in members {
-            if !a.paged.contains(m) { a.paged.append(m) }
-            page(a, member: m, reason: .reopened, at: t, into: &out)
-        }
-        if let this = Self.deadline(step: a.step, policy: policy, raisedAt: a.raisedAt),
-           let next = Self.deadline(step: a.step + 1, policy: policy, raisedAt: a.raisedAt) {
-            a.nextStepAt = t.adding(milliseconds: next.milliseconds - this.milliseconds)
-        } else {
-            a.nextStepAt = nil
-        }
-    }
-
-    // MARK: Actions
-
-    public mutating func act(_ action: MemberAction, member: String, alert id: String, note: String? = nil,
-                             source: ActionSource, at t: Timestamp) throws(ActionError) -> DeskOutcome {
-        guard config.member(id: member) != nil else { throw .unknownMember(member) }
-        guard var a = openAlerts[id] else {
-            if let state = recentlyClosed[id] { throw .closed(id, state) }
-            throw .unknownAlert(id)
-        }
-        if source == .mqtt && !a.paged.contains(member) && !roster.isOnRoster(member: member, grid: a.grid) {
-            throw .notAllowed(member: member, alert: id)
-        }
-        var out = DeskOutcome()
-        switch action {
-        case .ack:
-            guard a.state == .open else { throw .invalid("alert \(id) is already acked by \(a.ackedBy ?? "someone")") }
-            a.state = .acked
-            a.ackedBy = member
-            a.ackedAt = t
-            let timeout = policy(for: a).ackTimeoutSeconds
-            a.nextStepAt = timeout > 0 ? t.adding(seconds: timeout) : nil
-            out.notes.append(DeskNote(.notice, "acked by \(member) via \(source.rawValue)", alert: id, device: a.device, member: member))
-        case .resolve:
-            a.state = .resolved
-            a.resolvedAt = t
-            a.resolvedBy = member
-            a.note = note ?? a.note
-            a.nextStepAt = nil
-            out.notes.append(DeskNote(.notice, "resolved by \(member) via \(source.rawValue)\(note.map { ": \($0)" } ?? "")", alert: id, device: a.device, member: member))
-        case .decline:
-            if a.state == .acked {
-                guard a.ackedBy == member else { throw .invalid("alert \(id) is acked by \(a.ackedBy ?? "someone"); only they can decline it") }
-                a.state = .open
-                a.ackedBy = nil
-                a.ackedAt = nil
-            }
-            out.notes.append(DeskNote(.warning, "declined by \(member) via \(source.rawValue); next step now", alert: id, device: a.device, member: member))
-            let policy = policy(for: a)
-            if a.step + 1 < policy.steps.count * (policy.repeatCount + 1) {
-                a.nextStepAt = t
-                fireDue(&a, at: t, reason: .escalated, into: &out)
-            } else {
-                out.notes.append(DeskNote(.error, "declined after the last step; nobody left to page", alert: id, device: a.device, member: member))
-            }
-        }
-        if let note, action != .resolve { a.note = note }
-        store(a, at: t, into: &out)
-        return out
-    }
+    func recentlyClosedState(_ id: String) -> AlertState? { recentlyClosed[id] }
 
     // MARK: Publishing
 
@@ -413,7 +353,7 @@ public struct AlertDesk: Sendable {
         return message(topics.alert(a.id), retain: retain, at: t) { Payloads.alert(a, gateway: gateway, key: $0) }
     }
 
-    private mutating func page(_ a: Alert, member: String, reason: PageReason, at t: Timestamp, into out: inout DeskOutcome) {
+    mutating func page(_ a: Alert, member: String, reason: PageReason, at t: Timestamp, into out: inout DeskOutcome) {
         let gridName = config.grid(id: a.grid)?.name ?? a.grid
         out.pageMessages.append(message(topics.pages(member), retain: false, at: t) {
             Payloads.page(a, member: member, reason: reason, gridName: gridName, at: t, key: $0)
@@ -423,9 +363,16 @@ public struct AlertDesk: Sendable {
 
     /// Records the alert's new state, publishes it (retained while open; on close the final state,
     /// then an empty retained message clears it) and keeps `openAlerts` in step.
-    private mutating func store(_ a: Alert, at t: Timestamp, into out: inout DeskOutcome) {
+    mutating func store(_ a: Alert, at t: Timestamp, into out: inout DeskOutcome) {
+        var a = a
+        if a.state.isClosed {
+            a.nextStepAt = nil
+            timers.schedule(a.id, at: nil)
+            anchors[a.id] = nil
+            raisedMono[a.id] = nil
+            declined[a.id] = nil
+        }
         out.record(a)
-        timers.schedule(a.id, at: a.state.isClosed ? nil : a.nextStepAt)
         if a.state.isClosed {
             openAlerts[a.id] = nil
             rememberClosed(a)

@@ -1,16 +1,17 @@
-/// The escalation timers of all alerts in one binary min-heap. Each entry carries a token; an
+/// The escalation timers of all alerts in one binary min-heap, on the monotonic clock
+/// (signed nanoseconds: a deadline restored from the store may lie before this boot). Each entry carries a token; an
 /// alert's schedule changing (a step fired, an ack, a close) issues a new token, so the old entry
 /// becomes stale and is dropped when it reaches the top: a stale or duplicate firing is ignored.
 public struct DeadlineHeap: Sendable {
     public struct Entry: Sendable, Equatable {
-        public var due: Timestamp
+        public var due: Int64
         public var alert: String
         public var token: UInt64
     }
 
     private var heap: [Entry] = []
     /// The live token and deadline of each scheduled alert.
-    private var live: [String: (due: Timestamp, token: UInt64)] = [:]
+    private var live: [String: (due: Int64, token: UInt64)] = [:]
     private var lastToken: UInt64 = 0
     public private(set) var staleDropped = 0
 
@@ -19,7 +20,7 @@ public struct DeadlineHeap: Sendable {
     public var count: Int { live.count }
 
     /// Schedules (or reschedules, or with nil unschedules) an alert.
-    public mutating func schedule(_ alert: String, at due: Timestamp?) {
+    public mutating func schedule(_ alert: String, at due: Int64?) {
         guard let due else { live[alert] = nil; return }
         if live[alert]?.due == due { return }
         lastToken += 1
@@ -28,7 +29,7 @@ public struct DeadlineHeap: Sendable {
     }
 
     /// The earliest live deadline, dropping stale entries on the way.
-    public mutating func earliest() -> Timestamp? {
+    public mutating func earliest() -> Int64? {
         while let top = heap.first {
             if live[top.alert]?.token == top.token { return top.due }
             _ = pop()
@@ -38,7 +39,7 @@ public struct DeadlineHeap: Sendable {
     }
 
     /// Removes and returns the live entries due at `t`, earliest first.
-    public mutating func popDue(at t: Timestamp) -> [Entry] {
+    public mutating func popDue(at t: Int64) -> [Entry] {
         var out = [Entry]()
         while let due = earliest(), due <= t, let e = pop() {
             live[e.alert] = nil
@@ -46,6 +47,9 @@ public struct DeadlineHeap: Sendable {
         }
         return out
     }
+
+    /// The live deadline of `alert`, if scheduled.
+    public func due(of alert: String) -> Int64? { live[alert]?.due }
 
     private static func less(_ a: Entry, _ b: Entry) -> Bool { (a.due, a.token) < (b.due, b.token) }
 

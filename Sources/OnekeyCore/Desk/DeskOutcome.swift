@@ -29,6 +29,8 @@ public struct DeskOutcome: Sendable {
     public var notes: [DeskNote] = []
     /// Repeat frames folded into an earlier press.
     public var repeats = 0
+    /// Frames from unenrolled addresses that were only counted (no event).
+    public var unknownFramesCounted = 0
     /// Pages sent, for counters.
     public var pages = 0
     /// For each timer firing: how late it ran after its deadline (ms, injected clock).
@@ -57,6 +59,7 @@ public struct DeskOutcome: Sendable {
         pageMessages += other.pageMessages
         notes += other.notes
         repeats += other.repeats
+        unknownFramesCounted += other.unknownFramesCounted
         pages += other.pages
         lateness += other.lateness
     }

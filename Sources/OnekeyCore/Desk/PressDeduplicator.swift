@@ -12,13 +12,33 @@ public struct PressDeduplicator: Sendable {
 
     /// True when `frame` repeats one seen within the window; records it either way.
     public mutating func isRepeat(_ frame: DecodedFrame, at monotonicNanos: UInt64) -> Bool {
-        let key = "\(frame.driver.rawValue)/\(frame.address)/\(frame.code)/\(frame.kind?.rawValue ?? "")"
+        let key = Self.key(frame.driver, frame.address, frame.code, restore: frame.kind == .restore)
         defer {
             lastSeen[key] = monotonicNanos
             prune(now: monotonicNanos)
         }
         guard windowNanos > 0, let last = lastSeen[key] else { return false }
         return monotonicNanos &- last <= windowNanos
+    }
+
+    /// One press's identity: the same code from the same address (a Sur-Gard restore of a code is
+    /// another message than the event itself).
+    static func key(_ driver: DriverKind, _ address: String, _ code: String, restore: Bool) -> String {
+        "\(driver.rawValue)/\(address)/\(code)\(restore ? "/R" : "")"
+    }
+
+    /// Seeds the windows from events stored before a restart (CONTRACT §5: repeats stay repeats
+    /// across a restart). An event's age is measured on the wall clock, as that is all a stored
+    /// event has; an event stamped in the future (the clock stepped back) counts as heard now.
+    public mutating func seed(_ events: [GatewayEvent], at now: Moment) {
+        for e in events where e.device != nil && !e.test {
+            let age = max(0, now.wall.milliseconds - e.receivedAt.milliseconds)
+            guard UInt64(age) * 1_000_000 <= windowNanos else { continue }
+            let heard = now.monotonicNanos > UInt64(age) * 1_000_000 ? now.monotonicNanos - UInt64(age) * 1_000_000 : 0
+            // Only Sur-Gard frames carry a restore of their own; other drivers' restores come from `codes`.
+            let key = Self.key(e.driver, e.address, e.code, restore: e.driver == .surgard && e.kind == .restore)
+            if lastSeen[key].map({ $0 < heard }) ?? true { lastSeen[key] = heard }
+        }
     }
 
     /// Forget keys whose window has passed, at most once per window, so memory stays bounded.

@@ -33,12 +33,14 @@ public struct GatewayEvent: Sendable, Equatable {
     public var alertID: String?
     /// True for presses sent through the path by `onekeyctl test-alert`.
     public var test: Bool
+    /// For `unknown_device`: the frames heard from the address since its previous report.
+    public var count: Int?
 
     public init(id: String, device: String?, driver: DriverKind, address: String, kind: EventKind, code: String,
-                receivedAt: Timestamp, raw: [UInt8], alertID: String? = nil, test: Bool = false) {
+                receivedAt: Timestamp, raw: [UInt8], alertID: String? = nil, test: Bool = false, count: Int? = nil) {
         self.id = id; self.device = device; self.driver = driver; self.address = address
         self.kind = kind; self.code = code; self.receivedAt = receivedAt; self.raw = raw
-        self.alertID = alertID; self.test = test
+        self.alertID = alertID; self.test = test; self.count = count
     }
 }
 

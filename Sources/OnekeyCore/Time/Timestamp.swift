@@ -107,3 +107,22 @@ public struct SystemClock: GatewayClock {
                       monotonicNanos: UInt64(mono.tv_sec) * 1_000_000_000 + UInt64(mono.tv_nsec))
     }
 }
+
+/// Conversions between the two clocks of one moment. Monotonic instants are signed nanoseconds
+/// so that a wall time from before this boot (a stored deadline) maps to a negative instant.
+extension Moment {
+    public var monotonic: Int64 { Int64(bitPattern: monotonicNanos) }
+
+    /// The monotonic instant at which the wall clock, as it reads now, shows `t`.
+    public func monotonic(at t: Timestamp) -> Int64 {
+        monotonic &+ (t.milliseconds &- wall.milliseconds) &* 1_000_000
+    }
+
+    /// What the wall clock, as it reads now, will show at monotonic instant `ns`.
+    public func wall(atMonotonic ns: Int64) -> Timestamp {
+        let delta = ns &- monotonic
+        // Round up: a deadline stored from this must never fire early after a restart.
+        let ms = delta >= 0 ? (delta + 999_999) / 1_000_000 : -((-delta) / 1_000_000)
+        return wall.adding(milliseconds: ms)
+    }
+}

@@ -25,12 +25,25 @@ public struct Topics: Sendable, Equatable {
 /// JSON bodies of CONTRACT §7.
 public enum Payloads {
     public static func event(_ e: GatewayEvent, gateway: String, key: String) -> JSON {
-        .object([
+        var fields: [(String, JSON)] = [
             ("id", .string(e.id)), ("gateway", .string(gateway)), ("device", .optional(e.device)),
             ("driver", .string(e.driver.rawValue)), ("address", .string(e.address)), ("kind", .string(e.kind.rawValue)),
             ("code", .string(e.code)), ("received_at", .string(e.receivedAt.rfc3339)), ("raw", .string(e.raw.hex)),
             ("alert", .optional(e.alertID)), ("test", .bool(e.test)), ("msg_id", .string(key)),
-        ])
+        ]
+        if let n = e.count { fields.append(("count", .int(Int64(n)))) }
+        return .object(fields)
+    }
+
+    /// The answer fields of `{"cmd":"unknown"}`: addresses heard but not enrolled, most recent first.
+    public static func unknown(_ list: [UnknownAddress], evicted: Int) -> [(String, JSON)] {
+        [("unknown", .array(list.map { u in
+            .object([
+                ("driver", .string(u.driver.rawValue)), ("address", .string(u.address)),
+                ("codes", .array(u.codes.sorted().map { .string($0) })), ("frames", .int(Int64(u.frames))),
+                ("first_heard", .string(u.firstHeard.rfc3339)), ("last_heard", .string(u.lastHeard.rfc3339)),
+            ])
+        })), ("evicted", .int(Int64(evicted)))]
     }
 
     public static func alert(_ a: Alert, gateway: String, key: String?) -> JSON {
