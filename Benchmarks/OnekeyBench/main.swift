@@ -1,117 +1,108 @@
-// onekey-bench: frame-to-page latency of the real daemon next to the broker's own floor,
-// measured in the same run on the same broker. Not a test: it prints figures.
+// onekey-bench: the real daemon's figures next to the floors of this machine, in one run.
 //
-//   swift run -c release onekey-bench [--presses N] [--relaxed]
+//   swift build -c release && .build/release/onekey-bench [--quick] [--presses N] [--burst M]
+//       [--repeats K] [--unknown U] [--open-alerts N] [--idle-s S] [--small-devices N] [--district-devices N]
 //
-// Floor: a libmosquitto client publishes (QoS 1) and a subscriber receives, one at a time.
-// Frame→page: the last byte of an EV1527 frame written to the pty → the page received by a
-// subscriber of P/members/M/pages. Every press is a new alert (merge and repeat windows 0),
-// so each one pays the full path: decode, dedup, SQLite commit (fsync), publish, broker.
+// Floors: the broker's QoS 1 publish→receive, and write + fdatasync of one page on the state
+// directory's filesystem. Frame→page: the last byte of an EV1527 frame written to the pty → the
+// page received by an MQTT subscriber; every press is a new alert (merge and repeat windows 0),
+// so each one pays the full durable path. Configurations are generated (DistrictConfig).
 import Foundation
 import Glibc
 import OnekeyCore
 import OnekeyHarness
 import OnekeyLinux
 
-var presses = 1000
-var openAlerts = 10_000
-var modes: [(String, Bool)] = [("durable (synchronous=FULL)", false), ("relaxed (synchronous=NORMAL)", true)]
+var presses = 1000, burst = 2000, repeatFrames = 20_000, unknown = 2000, openAlerts = 10_000
+var idleSeconds = 60.0, smallDevices = 1000, districtDevices = 20_000, timerStepS = 20
 var args = CommandLine.arguments.dropFirst()
+func number(_ flag: String, _ args: inout ArraySlice<String>) -> Int {
+    guard let v = args.popFirst().flatMap({ Int($0) }), v > 0 else { print("onekey-bench: \(flag) needs a positive number"); exit(64) }
+    return v
+}
 while let a = args.popFirst() {
     switch a {
-    case "--presses": presses = Int(args.popFirst() ?? "") ?? presses
-    case "--durable-only": modes = [modes[0]]
-    case "--open-alerts": openAlerts = Int(args.popFirst() ?? "") ?? openAlerts
-    default: print("usage: onekey-bench [--presses N] [--durable-only] [--open-alerts N]"); exit(64)
+    case "--quick":
+        presses = 200; burst = 500; repeatFrames = 5000; unknown = 500; openAlerts = 1000; idleSeconds = 5; timerStepS = 5
+    case "--presses": presses = number(a, &args)
+    case "--burst": burst = number(a, &args)
+    case "--repeats": repeatFrames = number(a, &args)
+    case "--unknown": unknown = number(a, &args)
+    case "--open-alerts": openAlerts = number(a, &args)
+    case "--idle-s": idleSeconds = Double(number(a, &args))
+    case "--small-devices": smallDevices = number(a, &args)
+    case "--district-devices": districtDevices = number(a, &args)
+    default:
+        print("usage: onekey-bench [--quick] [--presses N] [--burst M] [--repeats K] [--unknown U] [--open-alerts N] [--idle-s S] [--small-devices N] [--district-devices N]")
+        exit(64)
     }
 }
 
-func percentiles(_ xs: [Double]) -> String {
-    let s = xs.sorted()
-    func p(_ q: Double) -> Double { s[min(s.count - 1, Int(Double(s.count - 1) * q))] }
-    return String(format: "p50 %7.3f ms   p99 %7.3f ms   max %7.3f ms   (n=%d)", p(0.5), p(0.99), s.last ?? 0, s.count)
-}
-
-func rssKiB(_ pid: Int32) -> Int {
-    let text = (try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? ""
-    let line = text.split(separator: "\n").first { $0.hasPrefix("VmRSS:") } ?? ""
-    return Int(line.split(separator: " ").dropFirst().first ?? "") ?? -1
-}
-
-func cpuTicks(_ pid: Int32) -> Int {
-    let text = (try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8)) ?? ""
-    guard let close = text.lastIndex(of: ")") else { return -1 }
-    let fields = text[text.index(after: close)...].split(separator: " ")
-    return (Int(fields[11]) ?? 0) + (Int(fields[12]) ?? 0)  // utime + stime
-}
+func line(_ label: String, _ value: String) { print("  " + label.padding(toLength: 44, withPad: " ", startingAt: 0) + value) }
 
 do {
     let broker = try Broker()
-    print("onekey-bench: \(presses) presses, mosquitto on 127.0.0.1:\(broker.port), \(ProcessInfo.processInfo.activeProcessorCount) cores")
+    print("onekey-bench: mosquitto on 127.0.0.1:\(broker.port), \(ProcessInfo.processInfo.activeProcessorCount) cores, load \(String((try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8))?.prefix(14) ?? ""))")
 
-    // The broker's floor.
-    let floorSub = try Subscriber(port: broker.port, topics: ["bench/floor"])
-    let publisher = try Subscriber(port: broker.port, topics: [])
-    var floor = [Double]()
-    for i in 0..<presses {
-        let before = floorSub.count
-        let t0 = monotonicNanos()
-        try publisher.publish(topic: "bench/floor", payload: Array("{\"n\":\(i)}".utf8))
-        guard let (_, m) = floorSub.next(after: before, timeout: 5, where: { _ in true }) else { throw HarnessError("floor message \(i) lost") }
-        floor.append(Double(m.receivedNanos - t0) / 1e6)
-    }
-    print("broker floor   publish→receive (QoS 1):  \(percentiles(floor))")
+    print("floors")
+    let brokerFloor = try Floors.broker(broker, samples: presses)
+    line("broker publish→receive (QoS 1)", percentiles(brokerFloor))
+    let syncFloor = try Floors.fdatasync(directory: try TempDirectory.make("fsync"), samples: min(presses, 500))
+    line("write 4 KiB + fdatasync (state dir's fs)", percentiles(syncFloor))
 
-    for (label, relaxed) in modes {
-        let pty = try PseudoTerminal()
-        let daemon = try DaemonProcess { state, socket in
-            SampleConfig.text(brokerPort: broker.port, portPath: pty.path, stateDir: state, socket: socket,
-                              repeatWindowMs: 0, pressMergeSeconds: 0)
-        }
-        if relaxed { daemon.environment["ONEKEYD_BENCH_RELAXED_DURABILITY"] = "1" }
-        let sub = try Subscriber(port: broker.port, topics: ["onekey/v1/members/m-135/pages"])
-        try daemon.start()
-        usleep(300_000)
-        let frame = EV1527Decoder.encode(address: "A1B2C", key: 8)!
-        var latencies = [Double]()
-        var lost = 0
-        for _ in 0..<presses {
-            let before = sub.count
-            // Taken just before the write: the write itself takes microseconds and the daemon can
-            // answer before this thread is scheduled again.
-            let t0 = monotonicNanos()
-            try pty.write(frame)
-            guard let (_, m) = sub.next(after: before, timeout: 5, where: { _ in true }) else { lost += 1; continue }
-            latencies.append(Double(m.receivedNanos - t0) / 1e6)
-        }
-        let rss = rssKiB(daemon.pid)
-        // Idle CPU: ticks used over 5 s with nothing happening.
-        let ticks0 = cpuTicks(daemon.pid)
-        sleep(5)
-        let ticks1 = cpuTicks(daemon.pid)
-        let hz = Double(sysconf(Int32(_SC_CLK_TCK)))
-        let status = try daemon.control(["cmd": "status"])
-        print("onekeyd \(label)")
-        print("  frame→page (last byte → page received): \(percentiles(latencies))")
-        print(String(format: "  overhead over the broker floor at p50:   %.3f ms", latencies.sorted()[latencies.count / 2] - floor.sorted()[floor.count / 2]))
-        print("  pages lost: \(lost); outbox after run: \(status["outbox"]?["count"]?.intValue ?? -1)")
-        print(String(format: "  memory (RSS) after %d alerts: %.1f MiB;  idle CPU over 5 s: %.2f %%", presses, Double(rss) / 1024, Double(ticks1 - ticks0) / hz / 5 * 100))
-        daemon.stop()
-        sub.close()
-    }
-    // Timer lateness with 10,000 open alerts: every device pressed once, each alert's step 1
-    // (the backup) due 20 s after its press; the daemon records how late each timer wake-up was.
+    // A small site: start, idle, then presses one at a time, then neighbours' unknown frames.
+    print("small site: \(smallDevices) devices (generated)")
+    let small = try BenchDaemon(broker: broker, devices: smallDevices, grids: max(1, smallDevices / 40), members: max(1, smallDevices / 40) * 10,
+                                repeatWindowMs: 0, pressMergeSeconds: 0)
+    line("start → READY=1", String(format: "%.1f ms", small.readyMs))
+    line("RSS after start", mib(small.startRSS))
+    usleep(1_000_000)
+    let idle = Scenarios.idle(small, seconds: idleSeconds)
+    line("idle wake-ups (all threads' ctx switches)", String(format: "%.0f /min (over %.0f s)", idle.wakeupsPerMinute, idleSeconds))
+    line("idle disk writes", String(format: "%.0f bytes/hour (extrapolated); CPU %.2f %%", idle.bytesPerHour, idle.cpuPercent))
+    let sub = try Subscriber(port: broker.port, topics: ["onekey/v1/members/+/pages"])
+    let p = try Scenarios.pressLatency(small, sub: sub, presses: presses, devices: smallDevices)
+    line("frame→page, durable", percentiles(p.latencies))
+    line("  over the floors at p50", String(format: "%.3f ms (broker %.3f + fdatasync %.3f = %.3f)", median(p.latencies),
+                                             median(brokerFloor), median(syncFloor), median(brokerFloor) + median(syncFloor)))
+    line("  pages lost", "\(p.lost) of \(presses)")
+    line("disk writes per press", String(format: "%.0f bytes (write_bytes delta / presses)", p.bytesPerPress))
+    let u = try Scenarios.unknownFrames(small, count: unknown)
+    line("disk writes per unknown-address frame", String(format: "%.0f bytes (%d frames, 10 addresses)", u, unknown))
+    line("RSS after \(presses) alerts", mib(ProcStats.rssKiB(small.pid)))
+    small.stop()
+    sub.close()
+
+    // A burst: many distinct presses written in one go.
+    let burstDaemon = try BenchDaemon(broker: broker, devices: max(burst, 1), grids: max(1, burst / 40), members: max(1, burst / 40) * 10,
+                                      repeatWindowMs: 3000, pressMergeSeconds: 300)
+    let burstSub = try Subscriber(port: broker.port, topics: ["onekey/v1/members/+/pages"])
+    let b = try Scenarios.burst(burstDaemon, sub: burstSub, count: burst)
+    print("burst: \(burst) distinct presses written at once")
+    line("distinct new alerts paged", String(format: "%.0f /s (last page after %.3f s); lost %d", b.perSecond, b.seconds, b.lost))
+    burstDaemon.stop()
+    burstSub.close()
+
+    // Repeat frames folded.
+    let repeatDaemon = try BenchDaemon(broker: broker, devices: 1, grids: 1, members: 1, repeatWindowMs: 600_000, pressMergeSeconds: 300)
+    let r = try Scenarios.repeats(repeatDaemon, count: repeatFrames)
+    print("repeats: one frame written \(repeatFrames) times")
+    line("repeat frames folded", String(format: "%.0f /s (%d folded)", r.perSecond, r.folded))
+    repeatDaemon.stop()
+
+    // Escalation timer lateness with many open alerts: each alert's step 1 due `timerStepS` after its press.
     do {
         let n = openAlerts
         let pty = try PseudoTerminal()
-        let devices = (0..<n).map { i -> (id: String, address: String) in ("btn-\(i)", String(0x10000 + i, radix: 16, uppercase: true)) }
+        let devices = (0..<n).map { i -> (id: String, address: String) in (DistrictConfig.deviceID(i), DistrictConfig.address(i)) }
         let daemon = try DaemonProcess { state, socket in
-            SampleConfig.text(brokerPort: broker.port, portPath: pty.path, stateDir: state, socket: socket, devices: devices, policy: SampleConfig.ladder([(0, "grid:primary"), (20, "grid:backup")]))
+            SampleConfig.text(brokerPort: broker.port, portPath: pty.path, stateDir: state, socket: socket, devices: devices,
+                              policy: SampleConfig.ladder([(0, "grid:primary"), (timerStepS, "grid:backup")]))
         }
         try daemon.start()
         let started = Date()
-        for d in devices {
-            try pty.write(EV1527Decoder.encode(address: d.address, key: 8)!)
+        for i in 0..<n {
+            try pty.write(Scenarios.frame(i))
             usleep(500)
         }
         var open = 0
@@ -121,21 +112,27 @@ do {
             usleep(200_000)
         }
         let pressing = Date().timeIntervalSince(started)
-        // Wait for every step 1 to fire.
         var status = try daemon.control(["cmd": "status"])
-        while Date().timeIntervalSince(started) < pressing + 60 {
+        while Date().timeIntervalSince(started) < pressing + Double(timerStepS) + 60 {
             status = try daemon.control(["cmd": "status"])
             if status["next_escalation"]?.isNull == true { break }
-            usleep(500_000)
+            usleep(200_000)
         }
         let l = status["timer_lateness_ms"]
         func ms(_ j: JSON?) -> String { j.map { if case .double(let d) = $0 { return String(format: "%.3f", d) }; return $0.text } ?? "-" }
-        print("escalation timer with \(open) open alerts (\(String(format: "%.1f", pressing)) s to press them all):")
-        print("  wake-up lateness after the deadline: p50 \(ms(l?["p50"])) ms   p99 \(ms(l?["p99"])) ms   max \(ms(l?["max"])) ms   (n=\(l?["count"]?.intValue ?? 0) wake-ups)")
-        print("  backup pages sent: \((status["counters"]?["pages"]?.intValue ?? 0) - Int64(2 * n)) of \(n);  stale firings ignored: \(status["stale_firings_ignored"]?.intValue ?? 0)")
-        print(String(format: "  memory (RSS) with %d open alerts: %.1f MiB", open, Double(rssKiB(daemon.pid)) / 1024))
+        print("escalation timer: \(open) open alerts (\(String(format: "%.1f", pressing)) s to press them all), step 1 at \(timerStepS) s")
+        line("wake-up lateness after the deadline", "p50 \(ms(l?["p50"])) ms   p99 \(ms(l?["p99"])) ms   max \(ms(l?["max"])) ms   (n=\(l?["count"]?.intValue ?? 0))")
+        line("backup pages sent", "\((status["counters"]?["pages"]?.intValue ?? 0) - Int64(2 * n)) of \(n); stale firings ignored: \(status["stale_firings_ignored"]?.intValue ?? 0)")
+        line("RSS with \(open) open alerts", mib(ProcStats.rssKiB(daemon.pid)))
         daemon.stop()
     }
+
+    // A district: start and memory only.
+    let district = try BenchDaemon(broker: broker, devices: districtDevices, grids: 500, members: 5000, repeatWindowMs: 3000, pressMergeSeconds: 300)
+    print("district: \(districtDevices) devices, 500 grids, 5,000 members (generated)")
+    line("start → READY=1", String(format: "%.1f ms", district.readyMs))
+    line("RSS after start", mib(district.startRSS))
+    district.stop()
     broker.stop()
 } catch {
     print("onekey-bench: \(error)")

@@ -33,6 +33,9 @@ public enum Daemon {
         }
         if checkOnly {
             print("\(path): ok (\(config.ports.count) port(s), \(config.devices.count) device(s), \(config.grids.count) grid(s), \(config.members.count) member(s), \(config.shifts.count) shift(s), \(config.policies.count) polic(ies))")
+            // Roster gaps in the coming week are warnings, not errors (CONTRACT §6): exit 0.
+            let warnings = RosterGaps.warnings(config: config, from: SystemClock().now().wall)
+            if !warnings.isEmpty { FileHandle.standardError.write(Data((warnings.joined(separator: "\n") + "\n").utf8)) }
             return 0
         }
 

@@ -94,7 +94,7 @@ struct Builder {
         guard let v = root[key] else { return [] }
         switch v.kind {
         case .table(let t) where single: return [t]
-        case .tableArray(let list) where !single: return list
+        case .tableArray(let list) where !single: return list.tables
         default:
             throw error(v.line, single ? "'\(key)' must be a table: write [\(key)]" : "'\(key)' must be an array of tables: write [[\(key)]]")
         }
@@ -394,11 +394,8 @@ struct Builder {
             try s.finish()
         }
 
-        var config = GatewayConfig(path: path, gateway: gateway, mqtt: mqtt, dedup: dedup, ports: ports, devices: devices,
-                                   grids: grids, members: members, shifts: shifts, policies: policies)
-        config.store = store
-        config.modem = modem
-        return config
+        return GatewayConfig(path: path, gateway: gateway, mqtt: mqtt, dedup: dedup, ports: ports, devices: devices,
+                             grids: grids, members: members, shifts: shifts, policies: policies, store: store, modem: modem)
     }
 
     func clock(_ text: String, _ line: Int) throws -> Int {

@@ -6,19 +6,55 @@ public struct GatewayConfig: Sendable, Equatable {
     public var mqtt: MQTTSettings
     public var dedup: DedupSettings
     public var ports: [PortConfig]
-    public var devices: [DeviceConfig]
-    public var grids: [GridConfig]
-    public var members: [MemberConfig]
+    /// The id lookups below go through an index kept in step with each list (rebuilt when the
+    /// list is changed, which only tests do), so a 20,000-device file is never scanned per frame.
+    public var devices: [DeviceConfig] { didSet { deviceIndex = IDIndex(devices, \.id) } }
+    public var grids: [GridConfig] { didSet { gridIndex = IDIndex(grids, \.id) } }
+    public var members: [MemberConfig] { didSet { memberIndex = IDIndex(members, \.id) } }
     public var shifts: [ShiftConfig]
-    public var policies: [PolicyConfig]
+    public var policies: [PolicyConfig] { didSet { policyIndex = IDIndex(policies, \.id) } }
     public var store: StoreSettings = StoreSettings()
     /// The second path (CONTRACT §11); nil when no `[modem]` table is configured.
     public var modem: ModemSettings? = nil
 
-    public func device(id: String) -> DeviceConfig? { devices.first { $0.id == id } }
-    public func grid(id: String) -> GridConfig? { grids.first { $0.id == id } }
-    public func member(id: String) -> MemberConfig? { members.first { $0.id == id } }
-    public func policy(id: String) -> PolicyConfig? { policies.first { $0.id == id } }
+    private var deviceIndex: IDIndex
+    private var gridIndex: IDIndex
+    private var memberIndex: IDIndex
+    private var policyIndex: IDIndex
+
+    public init(path: String, gateway: GatewaySettings, mqtt: MQTTSettings, dedup: DedupSettings, ports: [PortConfig],
+                devices: [DeviceConfig], grids: [GridConfig], members: [MemberConfig], shifts: [ShiftConfig],
+                policies: [PolicyConfig], store: StoreSettings = StoreSettings(), modem: ModemSettings? = nil) {
+        self.path = path; self.gateway = gateway; self.mqtt = mqtt; self.dedup = dedup; self.ports = ports
+        self.devices = devices; self.grids = grids; self.members = members; self.shifts = shifts
+        self.policies = policies; self.store = store; self.modem = modem
+        deviceIndex = IDIndex(devices, \.id)
+        gridIndex = IDIndex(grids, \.id)
+        memberIndex = IDIndex(members, \.id)
+        policyIndex = IDIndex(policies, \.id)
+    }
+
+    public func device(id: String) -> DeviceConfig? { deviceIndex[id].map { devices[$0] } }
+    public func grid(id: String) -> GridConfig? { gridIndex[id].map { grids[$0] } }
+    public func member(id: String) -> MemberConfig? { memberIndex[id].map { members[$0] } }
+    public func policy(id: String) -> PolicyConfig? { policyIndex[id].map { policies[$0] } }
+
+    /// The indexes follow from the lists, so only the lists are compared.
+    public static func == (l: GatewayConfig, r: GatewayConfig) -> Bool {
+        l.path == r.path && l.gateway == r.gateway && l.mqtt == r.mqtt && l.dedup == r.dedup && l.ports == r.ports
+            && l.devices == r.devices && l.grids == r.grids && l.members == r.members && l.shifts == r.shifts
+            && l.policies == r.policies && l.store == r.store && l.modem == r.modem
+    }
+}
+
+/// Id → position of the first element with that id (the loader refuses duplicates).
+struct IDIndex: Sendable {
+    private var positions: [String: Int]
+    init<T>(_ list: [T], _ id: KeyPath<T, String>) {
+        positions = Dictionary(minimumCapacity: list.count)
+        for (n, x) in list.enumerated() where positions[x[keyPath: id]] == nil { positions[x[keyPath: id]] = n }
+    }
+    subscript(id: String) -> Int? { positions[id] }
 }
 
 public struct GatewaySettings: Sendable, Equatable {
