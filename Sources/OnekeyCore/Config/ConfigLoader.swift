@@ -243,7 +243,7 @@ struct Builder {
             let repeatCount = try s.integer("repeat", default: 0, range: 0...100)
             let repeatAfter = try s.integer("repeat_after_s", default: 60, range: 0...86_400)
             let ackTimeout = try s.integer("ack_timeout_s", default: 0, range: 0...86_400)
-            let remind = try s.integer("remind_s", default: 300, range: 10...86_400)
+            let remind = try s.integer("remind_s", default: 300, range: 1...86_400)
             var fallback = PolicyConfig.defaultFallback
             if let (names, line) = try s.stringArray("fallback") {
                 guard !names.isEmpty else {
