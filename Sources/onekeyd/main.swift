@@ -1,5 +1,6 @@
 import Glibc
 import OnekeyDaemon
 
+signal(SIGPIPE, SIG_IGN)  // first: nothing may die of a closed control client
 // Thin main: all daemon logic lives in OnekeyDaemon, linked by the tests too.
-exit(await Daemon.main(CommandLine.arguments))
+exit(Daemon.main(CommandLine.arguments))
