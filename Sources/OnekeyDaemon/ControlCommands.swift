@@ -150,8 +150,9 @@ extension Gateway {
             throw ControlError(.usage, "unknown command \"\(name)\" (known: \(controlCommands.map(\.name).joined(separator: ", ")))")
         }
         var seen = Set<String>()
-        for (key, value) in fields where key != "cmd" {
+        for (key, value) in fields {
             guard seen.insert(key).inserted else { throw ControlError(.usage, "field \"\(key)\" given twice") }
+            if key == "cmd" { continue }
             guard let type = command.fields[key] else {
                 let known = command.fields.keys.sorted()
                 throw ControlError(.usage, "\(name) has no field \"\(key)\"\(known.isEmpty ? "" : " (fields: \(known.joined(separator: ", ")))")")
