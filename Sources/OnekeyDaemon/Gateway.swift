@@ -34,10 +34,11 @@ public final class Gateway {
     /// nothing waits in the store, so a fresh commit's rows are published without reading back.
     private var outboxTail: Int64?
     private var acked: [Int64] = []
-    private var flushAckedSoon: EventLoop.Deferred!
+    private var flushAckedSoon: EventLoop.Timer!
     /// Messages in the outbox (kept in memory so the summary costs no query).
     public private(set) var outboxDepth = 0
     static let window = 256
+    static let ackFlushDelay = 0.2
 
     // Ports and counters.
     var ports: [String: PortReader] = [:]
@@ -82,8 +83,8 @@ public final class Gateway {
         outboxDepth = try store.outboxSummary().count
         for a in try store.alerts(includeClosed: true, limit: 4096).reversed() where a.state.isClosed { desk.rememberClosed(a) }
         offload = try Offload(loop: loop)
-        escalationTimer = try loop.addTimer(accuracyMicros: 1, priority: .alarm) { [unowned self] in escalationFired() }
-        flushAckedSoon = try loop.addDeferred(priority: .batch) { [unowned self] in flushAcked() }
+        escalationTimer = try loop.addTimer(accuracyMicros: 1, priority: .deadline) { [unowned self] in escalationFired() }
+        flushAckedSoon = try loop.addTimer(accuracyMicros: 20_000, priority: .batch) { [unowned self] in flushAcked() }
         housekeeping = try loop.addTimer(accuracyMicros: 1_000_000) { [unowned self] in housekeep() }
         housekeeping.arm(afterSeconds: 10)
     }
@@ -235,7 +236,9 @@ public final class Gateway {
             guard gen == linkGeneration, let seq = inflight.removeValue(forKey: mid) else { return }
             counters.published += 1
             acked.append(seq)
-            flushAckedSoon.schedule()
+            // Deletes wait a little and go in one statement: off the path of the next press,
+            // one write for a whole burst of PUBACKs.
+            if acked.count >= Self.window { flushAcked() } else if !flushAckedSoon.armed { flushAckedSoon.arm(afterSeconds: Self.ackFlushDelay) }
         case .message(let topic, let payload):
             memberAction(topic: topic, payload: payload)
         case .log(_, let text):
@@ -249,9 +252,10 @@ public final class Gateway {
         summaryChanged()
     }
 
-    /// Deletes PUBACKed messages in one statement, once per loop iteration at most (after every
-    /// PUBACK read in it); needs no sync of its own: a lost delete only resends with the same key.
-    private func flushAcked() {
+    /// Deletes PUBACKed messages in one statement, at most every `ackFlushDelay` (or per full
+    /// window); needs no sync of its own: a lost delete only resends with the same key.
+    func flushAcked() {
+        flushAckedSoon.disarm()
         guard !storeClosed, !acked.isEmpty else { return }
         let seqs = acked
         acked = []

@@ -117,6 +117,7 @@ final class Runtime {
         guard let link else { loop.exit(0); return }
         link.stop(final: (Topics(prefix: c.mqtt.topicPrefix, gateway: c.gateway.id).status, offline)) { [unowned self] in
             logger.info("broker link closed")
+            gateway.flushAcked()
             loop.exit(0)
         }
     }

@@ -10,9 +10,10 @@ public final class EventLoop {
 
     /// Dispatch order among sources pending in the same iteration: lower runs first.
     public enum Priority: Int64 {
-        case alarm = -10      // ports, the broker socket, escalation timers
+        case deadline = -20   // the escalation timer: a due step goes before the next read
+        case alarm = -10      // ports, the broker socket
         case normal = 0       // control clients, udev, housekeeping
-        case batch = 10       // work gathered from the whole iteration (PUBACK deletes)
+        case batch = 10       // work gathered over many events (PUBACK deletes)
     }
 
     public init() throws(SystemError) {
@@ -94,15 +95,6 @@ public final class EventLoop {
         fileprivate func fired() { armed = false }
     }
 
-    /// A handler run once on a later iteration, after the pending sources of higher priority.
-    public final class Deferred: Source {
-        fileprivate let action: () -> Void
-        fileprivate init(_ action: @escaping () -> Void) { self.action = action }
-        public func schedule() {
-            if let p = pointer { _ = sd_event_source_set_enabled(p, Int32(SD_EVENT_ONESHOT)) }
-        }
-    }
-
     public final class Signal: Source {
         fileprivate let action: () -> Void
         fileprivate init(_ action: @escaping () -> Void) { self.action = action }
@@ -137,21 +129,6 @@ public final class EventLoop {
         src.pointer = s
         src.setPriority(priority)
         src.disarm()
-        return src
-    }
-
-    public func addDeferred(priority: Priority = .batch, _ action: @escaping () -> Void) throws(SystemError) -> Deferred {
-        let src = Deferred(action)
-        var s: OpaquePointer?
-        let rc = sd_event_add_defer(handle, &s, { _, ud in
-            let me = Unmanaged<Deferred>.fromOpaque(ud!).takeUnretainedValue()
-            withExtendedLifetime(me) { me.action() }
-            return 0
-        }, Unmanaged.passUnretained(src).toOpaque())
-        guard rc >= 0 else { throw SystemError("sd_event_add_defer", errno: -rc) }
-        src.pointer = s
-        src.setPriority(priority)
-        src.setEnabled(false)
         return src
     }
 

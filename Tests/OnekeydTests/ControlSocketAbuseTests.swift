@@ -223,3 +223,19 @@ import Testing
         #expect(try ctl(as: stranger, ["status"]).status == 0, "reading is open to whoever reaches the socket")
     }
 }
+
+/// The one limiter every repeated log line goes through.
+@Suite struct LogLimiterTests {
+    @Test func firstLineThenOneSummaryPerInterval() {
+        var l = LogLimiter(intervalSeconds: 10)
+        let s: UInt64 = 1_000_000_000
+        #expect(l.admit("accept", now: 100 * s) == 0)
+        for i in 1...1000 { #expect(l.admit("accept", now: 100 * s + UInt64(i) * 1_000_000) == nil) }
+        #expect(l.admit("other", now: 101 * s) == 0, "classes are independent")
+        #expect(l.overdue(now: 105 * s).isEmpty, "the interval has not ended")
+        let due = l.overdue(now: 111 * s)
+        #expect(due.count == 1 && due[0].key == "accept" && due[0].suppressed == 1000)
+        #expect(l.admit("accept", now: 112 * s) == nil, "the summary opened a new interval")
+        #expect(l.admit("accept", now: 122 * s) == 1)
+    }
+}
