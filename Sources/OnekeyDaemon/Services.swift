@@ -11,7 +11,6 @@ final class Runtime {
     let control: ControlServer
     private var hotplug: Hotplug?
     private var link: MQTTLink?
-    private var retiredLinks: [MQTTLink] = []
     private var signals: [EventLoop.Signal] = []
     private var shutdownDeadline: EventLoop.Timer?
     private var shuttingDown = false
@@ -63,7 +62,7 @@ final class Runtime {
         }
         try startLink()
         gateway.relink = { [unowned self] in
-            if let old = link { old.stop(final: nil) { }; retiredLinks.append(old) }
+            link?.stop(final: nil) { }  // closes at once; the old link is released below
             do { try startLink() } catch { logger.critical("cannot start the broker link: \(error)") }
         }
         ServiceManager.notify("READY=1\nSTATUS=\(gateway.summary())")
