@@ -3,6 +3,7 @@ import Glibc
 import OnekeyCore
 import OnekeyHarness
 import OnekeyLinux
+import Synchronization
 import Testing
 
 /// The control socket attacked as an outside probe would (CONTRACT §8, issue 10), against the
@@ -191,7 +192,7 @@ import Testing
             #expect(r["ok"]?.boolValue == false && r["code"]?.stringValue == "usage", "\(line) → \(r.text)")
         }
         #expect(try rig.daemon.control(line: #"{"cmd":"alerts","all":true}"#)["ok"]?.boolValue == true)
-        #expect(try rig.daemon.control(line: #"{"cmd":"roster-gaps","days":2}"#)["ok"]?.boolValue == true)
+        #expect(try rig.daemon.control(line: #"{"cmd":"roster-gaps","days":1}"#)["ok"]?.boolValue == true)
         #expect(try rig.daemon.control(line: #"{"cmd":"unknown"}"#)["unknown"]?.arrayValue != nil)
         #expect(try rig.daemon.control(line: #"{"cmd":"modem"}"#)["modem"]?["configured"]?.boolValue == false)
     }
@@ -221,6 +222,52 @@ import Testing
         let denied = try ctl(as: stranger, ["test-alert", "--device", "btn-chen-401"])
         #expect(denied.status == 77, "stranger: \(denied.status) \(denied.stderr)")
         #expect(try ctl(as: stranger, ["status"]).status == 0, "reading is open to whoever reaches the socket")
+    }
+}
+
+/// Queries that grow with the configuration run off the loop: a press made while they run pages
+/// at once, and big answers arrive whole.
+@Suite(.serialized) struct ControlQueriesOffTheAlarmPathTests {
+    /// 60 grids with day shifts on three weekdays (so the rest is gaps), 120 members, 5,000 devices.
+    static func largeSite() -> String {
+        var t = ""
+        for g in 0..<60 {
+            t += "[[grid]]\nid = \"g-\(g)\"\nname = \"网格\(g)\"\npolicy = \"default\"\n\n"
+            for m in 0..<2 {
+                t += "[[member]]\nid = \"m-\(g)-\(m)\"\nname = \"成员\(g)-\(m)\"\n\n"
+                t += "[[shift]]\ngrid = \"g-\(g)\"\nmember = \"m-\(g)-\(m)\"\nrole = \"\(m == 0 ? "primary" : "backup")\"\n"
+                t += "days = [\"mon\", \"wed\", \"fri\"]\nstart = \"08:00\"\nend = \"\(m == 0 ? "20:00" : "12:00")\"\n\n"
+            }
+        }
+        return t
+    }
+
+    @Test func rosterGapsDevicesAndReloadDoNotHoldUpAPress() throws {
+        let rig = try Rig(repeatWindowMs: 200, devices: [("btn-chen-401", "A1B2C")] + Rig.addresses(5000), extra: Self.largeSite())
+        #expect(try rig.waitDelivered(timeout: 60))
+        let socket = rig.daemon.socketPath
+        for request in [#"{"cmd":"roster-gaps","days":1}"#, #"{"cmd":"devices"}"#, #"{"cmd":"reload"}"#, #"{"cmd":"oncall"}"#] {
+            let answer = Mutex<(bytes: [UInt8], seconds: Double)?>(nil)
+            let t0 = Date()
+            let query = Thread {
+                let r = (try? UnixSocket.exchangeLine(path: socket, Array(request.utf8), timeoutMs: 120_000)) ?? []
+                answer.withLock { $0 = (r, Date().timeIntervalSince(t0)) }
+            }
+            query.start()
+            usleep(2_000)
+            let latency = try ControlSocketAbuseTests.pageLatency(rig, address: "A1B2C")
+            let deadline = Date(timeIntervalSinceNow: 120)
+            while answer.withLock({ $0 == nil }) && Date() < deadline { usleep(10_000) }
+            let (bytes, seconds) = answer.withLock { $0 } ?? ([], -1)
+            print("\(request): answered in \(String(format: "%.3f", seconds)) s (\(bytes.count) bytes); a press meanwhile paged in \(String(format: "%.1f", (latency ?? -1) * 1000)) ms")
+            #expect(latency != nil && latency! < 1, "\(request): page took \(latency ?? -1) s")
+            let json = try JSON.parse(bytes)
+            #expect(json["ok"]?.boolValue == true, "\(request) → \(String(decoding: bytes.prefix(300), as: UTF8.self))")
+            if request.contains("devices") { #expect(json["devices"]?.arrayValue?.count == 5001) }
+            rig.sub.clear()
+            try rig.press("A1B2C", key: 4)  // cancel, so the next press raises a fresh alert
+            usleep(200_000)
+        }
     }
 }
 
