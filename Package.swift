@@ -10,7 +10,6 @@ let package = Package(
         .executable(name: "onekey-bench", targets: ["OnekeyBench"]),
     ],
     dependencies: [
-        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.0"),
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
     ],
@@ -24,7 +23,7 @@ let package = Package(
         // Pure domain core: models, configuration, decoders, dedup, roster, alert desk. No I/O; clock injected.
         .target(name: "OnekeyCore"),
 
-        // Linux I/O: syscalls, termios, libmosquitto, sd_notify/journald, udev.
+        // Linux I/O: syscalls, termios, the sd-event loop, libmosquitto (non-threaded), sd_notify/journald, udev.
         .target(name: "OnekeyLinux", dependencies: [
             "OnekeyCore", "CMosquitto", "CSystemd", "CUdev",
             .product(name: "Logging", package: "swift-log"),
@@ -34,7 +33,6 @@ let package = Package(
         .target(name: "OnekeyDaemon", dependencies: [
             "OnekeyCore", "OnekeyLinux",
             .product(name: "GRDB", package: "GRDB.swift"),
-            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "Logging", package: "swift-log"),
         ]),
 

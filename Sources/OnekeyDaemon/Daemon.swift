@@ -3,13 +3,14 @@ import Glibc
 import Logging
 import OnekeyCore
 import OnekeyLinux
-import ServiceLifecycle
 
 /// `onekeyd [--config PATH] [--check-config] [--version]` (CONTRACT §2). Exit codes: sysexits.
 public enum Daemon {
     public static let usage = "usage: onekeyd [--config PATH] [--check-config] [--version]"
 
-    public static func main(_ arguments: [String]) async -> Int32 {
+    public static func main(_ arguments: [String]) -> Int32 {
+        // A control client that hangs up must cost an EPIPE, never the process.
+        signal(SIGPIPE, SIG_IGN)
         var path = ConfigFile.defaultPath
         var checkOnly = false
         var args = arguments.dropFirst()
@@ -39,11 +40,10 @@ public enum Daemon {
             return 0
         }
 
-        // Start from a clear signal mask: a parent that blocked SIGTERM/SIGHUP must not leave
-        // the daemon deaf to its service manager.
-        var none = sigset_t()
-        sigemptyset(&none)
-        pthread_sigmask(SIG_SETMASK, &none, nil)
+        // Stop and reload signals arrive through the event loop's signalfd: block them before
+        // any thread exists (threads inherit the mask), and nothing else (a parent that blocked
+        // other signals must not leave the daemon deaf).
+        EventLoop.blockSignals([SIGTERM, SIGINT, SIGHUP])
 
         DaemonLogHandler.bootstrap(level: ProcessInfo.processInfo.environment["ONEKEYD_DEBUG"] != nil ? .debug : .info)
         let logger = Logger(label: "onekeyd")
@@ -56,67 +56,26 @@ public enum Daemon {
             return fail(73, "cannot open the store in \(config.gateway.stateDir): \(error)")
         }
 
+        let loop: EventLoop
+        do { loop = try EventLoop() } catch { return fail(71, "cannot create the event loop: \(error)") }
         let gateway: Gateway
-        do { gateway = try Gateway(config: config, store: store, logger: logger) } catch {
+        do { gateway = try Gateway(config: config, store: store, loop: loop, logger: logger) } catch {
             return fail(74, "cannot read the store: \(error)")
         }
-        let control = ControlServer(path: config.gateway.controlSocket, gateway: gateway)
-
-        // Everything READY promises happens here, before the services start.
-        var setupError: String?
-        var hotplug: Hotplug?
-        gateway.queue.sync {
-            for p in config.ports {
-                let reader = PortReader(config: p, gateway: gateway)
-                gateway.ports[p.path] = reader
-                reader.open()
-            }
-            // Watch for hotplug first, then enumerate, so nothing slips in between.
-            do {
-                hotplug = try Hotplug(gateway: gateway)
-                hotplug?.start()
-            } catch {
-                logger.warning("udev monitor unavailable, receivers plugged in later need a restart: \(error)")
-            }
-            discoverReceivers(gateway: gateway)
-            do { try control.start() } catch { setupError = "cannot listen on \(config.gateway.controlSocket): \(error)" }
-            // Supervised devices' silence timers start; steps that fell due while the daemon was
-            // down fire now, once.
-            gateway.desk.startSupervision(at: gateway.clock.now())
-            gateway.apply(gateway.desk.fireDueSteps(at: gateway.clock.now()))
-            gateway.rearmEscalation()
-            if !gateway.desk.openAlerts.isEmpty {
-                logger.notice("resuming \(gateway.desk.openAlerts.count) open alert(s) from the store")
-            }
+        let runtime = Runtime(gateway: gateway)
+        do { try runtime.start() } catch {
+            return fail(71, "cannot listen on \(config.gateway.controlSocket): \(error)")
         }
-        if let setupError { return fail(71, setupError) }
-
-        let services: [any Service] = [BrokerService(gateway: gateway), InputService(gateway: gateway, control: control, hotplug: hotplug), SupervisorService(gateway: gateway)]
-        let group = ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
-        do {
-            try await group.run()
-        } catch {
-            logger.critical("stopped on error: \(error)")
+        let code = loop.run()
+        gateway.storeClosed = true
+        do { try store.close() } catch { logger.error("closing the store: \(error)") }
+        withExtendedLifetime(runtime) {}
+        if code < 0 {
+            logger.critical("event loop failed: \(String(cString: strerror(-code)))")
             return 70
-        }
-        // Let anything still queued (late broker events) run against a live gateway, then close the store.
-        withExtendedLifetime(gateway) {
-            gateway.queue.sync {
-                gateway.storeClosed = true
-                do { try store.close() } catch { logger.error("closing the store: \(error)") }
-            }
         }
         logger.notice("stopped cleanly")
         return 0
-    }
-
-    /// The first udev enumeration: every tagged device not already bound by path.
-    static func discoverReceivers(gateway: Gateway) {
-        do {
-            for dev in try Udev.enumerateReceivers() { Hotplug.adopt(dev, gateway: gateway) }
-        } catch {
-            gateway.logger.warning("udev enumeration failed: \(error)")
-        }
     }
 
     static func fail(_ code: Int32, _ message: String) -> Int32 {

@@ -1,5 +1,5 @@
-import Dispatch
 import Foundation
+import Glibc
 import Logging
 import OnekeyCore
 import OnekeyLinux
@@ -8,12 +8,12 @@ public enum OnekeyVersion {
     public static let string = "0.1.0"
 }
 
-/// The running gateway: the alarm desk, the store and the MQTT link, confined to one serial
-/// queue (`queue`). Ports, the broker link, the control socket and the escalation timer all
-/// deliver their input on that queue, so every decision is made in order, one at a time, and
-/// stored before it is published.
-public final class Gateway: @unchecked Sendable {
-    public let queue = DispatchQueue(label: "onekeyd.gateway", qos: .userInteractive)
+/// The running gateway: the alarm desk, the store and the MQTT link, owned by the event loop's
+/// thread. Ports, the broker link, the control socket and the escalation timer all call in from
+/// loop handlers, so every decision is made in order, one at a time, and stored before it is
+/// published. Not `Sendable`: the compiler keeps it on that thread.
+public final class Gateway {
+    let loop: EventLoop
     let logger: Logger
     let clock: any GatewayClock
     let store: Store
@@ -21,7 +21,7 @@ public final class Gateway: @unchecked Sendable {
     public var config: GatewayConfig { desk.config }
     let startedAt: Timestamp
 
-    // Broker link (queue-confined).
+    // Broker link.
     var link: MQTTLink?
     private var linkGeneration = -1
     public private(set) var connected = false
@@ -30,27 +30,38 @@ public final class Gateway: @unchecked Sendable {
     /// Message id → outbox seq of what the current connection has in flight.
     private var inflight: [Int32: Int64] = [:]
     private var sentThrough: Int64 = 0
+    /// The greatest outbox seq known to be stored, when known: equal to `sentThrough` means
+    /// nothing waits in the store, so a fresh commit's rows are published without reading back.
+    private var outboxTail: Int64?
     private var acked: [Int64] = []
-    private var flushScheduled = false
+    private var flushAckedSoon: EventLoop.Timer!
     /// Messages in the outbox (kept in memory so the summary costs no query).
     public private(set) var outboxDepth = 0
     static let window = 256
+    static let ackFlushDelay = 0.2
 
     // Ports and counters.
     var ports: [String: PortReader] = [:]
     public private(set) var counters = Counters()
     /// How late the escalation timer woke after the earliest deadline (wall clock, µs).
     var timerLateness = LatenessStats()
-    private var escalationTimer: DispatchSourceTimer?
+    private var escalationTimer: EventLoop.Timer!
+    /// The escalation timer's deadline (CLOCK_MONOTONIC nanoseconds).
+    private(set) var escalationDue: UInt64?
     /// Set at shutdown, so the final disconnect is not reported as a fault.
     var stopping = false
     /// Set once the store is closed at exit: late events are dropped.
     var storeClosed = false
-    /// Replaces the broker link after its settings changed (set by the daemon).
-    var relink: (() -> Void)?
-    /// Called (on the queue) whenever the summary line may have changed.
-    var onSummaryChange: (@Sendable (String) -> Void)?
     private var lastSummary = ""
+    /// Every repeated log line goes through here (CONTRACT §8: no client floods the log).
+    var logLimiter = LogLimiter(intervalSeconds: 60)
+    private var housekeeping: EventLoop.Timer!
+    /// Replaces the broker link after its settings changed (set by the runtime).
+    var relink: (() -> Void)?
+    /// Called when the outbox drains or the link drops (shutdown waits on it).
+    var onOutboxIdle: (() -> Void)?
+    /// Config-sized work off the loop (control queries, reload parsing).
+    let offload: Offload
 
     public struct Counters: Sendable {
         public var frames = 0
@@ -60,60 +71,91 @@ public final class Gateway: @unchecked Sendable {
         public var published = 0
         public var rejectedActions = 0
         public var storeErrors = 0
+        public var commits = 0
     }
 
-    public init(config: GatewayConfig, store: Store, clock: any GatewayClock = SystemClock(), logger: Logger) throws {
+    public init(config: GatewayConfig, store: Store, loop: EventLoop, clock: any GatewayClock = SystemClock(), logger: Logger) throws {
         self.store = store
+        self.loop = loop
         self.clock = clock
         self.logger = logger
         startedAt = clock.now().wall
         desk = AlertDesk(config: config, openAlerts: try store.openAlerts(), devices: try store.devices(), issuedIDs: try store.greatestIDs(), at: clock.now())
         outboxDepth = try store.outboxSummary().count
         for a in try store.alerts(includeClosed: true, limit: 4096).reversed() where a.state.isClosed { desk.rememberClosed(a) }
+        offload = try Offload(loop: loop)
+        escalationTimer = try loop.addTimer(accuracyMicros: 1, priority: .deadline) { [unowned self] in escalationFired() }
+        flushAckedSoon = try loop.addTimer(accuracyMicros: 20_000, priority: .batch) { [unowned self] in flushAcked() }
+        housekeeping = try loop.addTimer(accuracyMicros: 1_000_000) { [unowned self] in housekeep() }
+        housekeeping.arm(afterSeconds: 10)
+    }
+
+    // MARK: Logging, rate-limited
+
+    /// Logs `message` unless its class (`key`) was logged within the limiter's interval; the
+    /// next line admitted says how many were suppressed.
+    func logLimited(_ key: String, _ level: Logger.Level, _ message: @autoclosure () -> String, metadata: Logger.Metadata? = nil) {
+        guard let suppressed = logLimiter.admit(key) else { return }
+        logger.log(level: level, "\(message())\(LogLimiter.tail(suppressed))", metadata: metadata)
+    }
+
+    private func housekeep() {
+        for (key, n) in logLimiter.overdue() {
+            logger.notice("\(n) more line(s) of class \"\(key)\" suppressed in the last minute")
+        }
+        housekeeping.arm(afterSeconds: 10)
     }
 
     // MARK: Input from ports
 
+    /// Everything one port delivered in one wake-up: decided frame by frame, committed in ONE
+    /// transaction (group commit), then published, and only then answered (a Sur-Gard ACK
+    /// promises durable storage).
     func received(_ bytes: [UInt8], from port: PortReader) {
-        dispatchPrecondition(condition: .onQueue(queue))
         let result = port.decoder.feed(bytes)
         if result.skippedBytes > 0 {
             counters.garbageBytes += result.skippedBytes
             port.noteGarbage(result.skippedBytes)
         }
-        var stored = true
+        var batch = DeskOutcome()
+        var replies: [[UInt8]] = []
+        let now = clock.now()
         for item in result.items {
             switch item {
             case .frame(let frame):
                 counters.frames += 1
-                stored = apply(desk.handle(frame, at: clock.now()))
+                batch.merge(desk.handle(frame, at: now))
             case .reply(let bytes):
-                // An ACK confirms durable storage; if the store failed, NAK so the receiver resends.
-                port.reply(bytes == SurGardDecoder.ack && !stored ? SurGardDecoder.nak : bytes)
-                stored = true
+                replies.append(bytes)
             }
         }
+        let stored = apply(batch)
+        // An ACK confirms durable storage; if the store failed, NAK so the receiver resends.
+        for r in replies { port.reply(r == SurGardDecoder.ack && !stored ? SurGardDecoder.nak : r) }
     }
 
     /// Stores an outcome (one transaction), logs it, and hands its messages to the broker.
     /// Returns false when the store refused it.
     @discardableResult
     func apply(_ outcome: DeskOutcome) -> Bool {
-        dispatchPrecondition(condition: .onQueue(queue))
         counters.repeats += outcome.repeats
+        for note in outcome.notes { log(note) }
         guard outcome.changesState, !storeClosed else { return true }
         var stored = true
+        let caughtUp = outboxTail != nil && outboxTail == sentThrough
         do {
-            outboxDepth += try store.commit(outcome, at: clock.now().wall).count
+            let rows = try store.commit(outcome, at: clock.now().wall)
+            counters.commits += 1
+            outboxDepth += rows.count
+            if let last = rows.last?.seq, outboxTail != nil { outboxTail = last }
+            if caughtUp { send(rows) } else { pump() }
         } catch {
             stored = false
             counters.storeErrors += 1
-            logger.critical("could not store \(outcome.events.count) event(s) and \(outcome.alerts.count) alert change(s): \(error); publishing without the outbox")
+            logLimited("store-commit", .critical, "could not store \(outcome.events.count) event(s) and \(outcome.alerts.count) alert change(s): \(error); publishing without the outbox")
             for m in outcome.outbox { _ = link?.publish(topic: m.topic, payload: m.payload, retain: m.retain) }
         }
         counters.pages += outcome.pages
-        for note in outcome.notes { log(note) }
-        pump()
         rearmEscalation()
         summaryChanged()
         return stored
@@ -139,31 +181,22 @@ public final class Gateway: @unchecked Sendable {
 
     // MARK: Escalation timer
 
-    /// One timer for all alerts, armed for the earliest deadline only.
+    /// One monotonic timer for all alerts and supervision, armed for the earliest deadline only.
     func rearmEscalation() {
-        dispatchPrecondition(condition: .onQueue(queue))
         guard let next = desk.nextDeadline() else {
-            escalationTimer?.cancel()
-            escalationTimer = nil
+            escalationTimer.disarm()
+            escalationDue = nil
             return
         }
-        if escalationTimer == nil {
-            let t = DispatchSource.makeTimerSource(flags: .strict, queue: queue)
-            t.setEventHandler { [weak self] in
-                guard let self else { return }
-                let now = clock.now()
-                if let due = desk.nextDeadline() {
-                    timerLateness.add(microseconds: (Int64(now.monotonicNanos) - Int64(due)) / 1000)
-                }
-                let outcome = desk.fireDueSteps(at: now)
-                apply(outcome)
-                rearmEscalation()
-            }
-            t.activate()
-            escalationTimer = t
-        }
-        let delayMs = max(0, (Int64(next) - Int64(clock.now().monotonicNanos)) / 1_000_000 + 1)
-        escalationTimer?.schedule(deadline: .now() + .milliseconds(Int(delayMs)), leeway: .milliseconds(1))
+        escalationDue = next
+        escalationTimer.arm(atMonotonicNanos: next)
+    }
+
+    private func escalationFired() {
+        let now = clock.now()
+        if let due = escalationDue { timerLateness.add(microseconds: (Int64(now.monotonicNanos) - Int64(due)) / 1000) }
+        apply(desk.fireDueSteps(at: now))
+        rearmEscalation()
     }
 
     // MARK: Broker
@@ -171,13 +204,13 @@ public final class Gateway: @unchecked Sendable {
     func attach(_ link: MQTTLink) { self.link = link }
 
     func linkEvent(_ event: MQTTLink.Event) {
-        dispatchPrecondition(condition: .onQueue(queue))
         switch event {
         case .connected(let gen):
             linkGeneration = gen
             connected = true
             inflight = [:]
             sentThrough = 0
+            outboxTail = nil
             lastLinkError = nil
             logger.notice("connected to broker \(config.mqtt.host):\(config.mqtt.port)\(failuresSinceConnect > 0 ? " after \(failuresSinceConnect) failed attempt(s)" : "")")
             failuresSinceConnect = 0
@@ -191,28 +224,26 @@ public final class Gateway: @unchecked Sendable {
             connected = false
             inflight = [:]
             lastLinkError = reason
+            onOutboxIdle?()
             if stopping { logger.info("disconnected from the broker"); break }
             logger.warning("lost the broker connection: \(reason); presses are stored and will be sent on reconnect")
         case .connectFailed(let reason, let retry):
             failuresSinceConnect += 1
             lastLinkError = reason
-            if failuresSinceConnect == 1 || failuresSinceConnect % 20 == 0 {
-                logger.warning("cannot reach the broker (\(failuresSinceConnect) attempt(s)): \(reason); retrying in \(String(format: "%.1f", retry)) s")
-            }
+            logLimited("broker-connect", .warning, "cannot reach the broker (\(failuresSinceConnect) attempt(s)): \(reason); retrying in \(String(format: "%.1f", retry)) s")
         case .published(let gen, let mid):
             guard gen == linkGeneration, let seq = inflight.removeValue(forKey: mid) else { return }
             counters.published += 1
             acked.append(seq)
-            if !flushScheduled {
-                flushScheduled = true
-                queue.async { [self] in flushAcked() }
-            }
+            // Deletes wait a little and go in one statement: off the path of the next press,
+            // one write for a whole burst of PUBACKs.
+            if acked.count >= Self.window { flushAcked() } else if !flushAckedSoon.armed { flushAckedSoon.arm(afterSeconds: Self.ackFlushDelay) }
         case .message(let topic, let payload):
             memberAction(topic: topic, payload: payload)
         case .log(_, let text):
             let isTLS = text.localizedCaseInsensitiveContains("tls") || text.localizedCaseInsensitiveContains("ssl") || text.localizedCaseInsensitiveContains("certificate")
-            if isTLS && (failuresSinceConnect <= 1 || failuresSinceConnect % 20 == 0) {
-                logger.error("broker TLS: \(text)")
+            if isTLS {
+                logLimited("broker-tls", .error, "broker TLS: \(text)")
             } else {
                 logger.debug("libmosquitto: \(text)")
             }
@@ -220,10 +251,11 @@ public final class Gateway: @unchecked Sendable {
         summaryChanged()
     }
 
-    /// Deletes PUBACKed messages in one transaction, then sends more.
-    private func flushAcked() {
-        flushScheduled = false
-        guard !storeClosed else { return }
+    /// Deletes PUBACKed messages in one statement, at most every `ackFlushDelay` (or per full
+    /// window); needs no sync of its own: a lost delete only resends with the same key.
+    func flushAcked() {
+        flushAckedSoon.disarm()
+        guard !storeClosed, !acked.isEmpty else { return }
         let seqs = acked
         acked = []
         do {
@@ -231,26 +263,41 @@ public final class Gateway: @unchecked Sendable {
             outboxDepth -= seqs.count
         } catch {
             counters.storeErrors += 1
-            logger.error("could not delete \(seqs.count) delivered message(s) from the outbox: \(error) (they will be sent again)")
+            logLimited("store-delete", .error, "could not delete \(seqs.count) delivered message(s) from the outbox: \(error) (they will be sent again)")
         }
-        pump()
+        if outboxTail == nil || outboxTail != sentThrough { pump() }
+        if outboxDepth == 0 || inflight.isEmpty { onOutboxIdle?() }
         summaryChanged()
+    }
+
+    /// Publishes freshly committed rows straight away (nothing older waits in the store).
+    private func send(_ rows: [OutboxRow]) {
+        guard connected, let link, !rows.isEmpty else { return }
+        if inflight.count + rows.count > Self.window { pump(); return }
+        for row in rows {
+            guard let (gen, mid) = link.publish(topic: row.message.topic, payload: row.message.payload, retain: row.message.retain),
+                  gen == linkGeneration else {
+                outboxTail = nil  // the rest is read back by the next pump
+                return
+            }
+            inflight[mid] = row.seq
+            sentThrough = row.seq
+        }
     }
 
     /// Hands outbox messages to the connection, in order, keeping at most `window` in flight.
     func pump() {
-        dispatchPrecondition(condition: .onQueue(queue))
         guard connected, let link, !storeClosed else { return }
         while inflight.count < Self.window {
             let rows: [OutboxRow]
             do { rows = try store.outbox(after: sentThrough, limit: Self.window - inflight.count) } catch {
-                logger.error("cannot read the outbox: \(error)")
+                logLimited("store-read", .error, "cannot read the outbox: \(error)")
                 return
             }
-            if rows.isEmpty { return }
+            if rows.isEmpty { outboxTail = sentThrough; return }
             for row in rows {
                 guard let (gen, mid) = link.publish(topic: row.message.topic, payload: row.message.payload, retain: row.message.retain) else {
-                    if link.isConnected { logger.error("libmosquitto refused outbox message \(row.seq) on \(row.message.topic); retrying") }
+                    if link.isConnected { logLimited("publish-refused", .error, "libmosquitto refused outbox message \(row.seq) on \(row.message.topic); retrying") }
                     return
                 }
                 guard gen == linkGeneration else { return }
@@ -262,16 +309,6 @@ public final class Gateway: @unchecked Sendable {
 
     public var outboxInFlight: Int { inflight.count }
 
-    /// Waits (off the queue) until the outbox is empty or `timeout` passes; used at shutdown.
-    func drainOutbox(timeout: Double) async {
-        let deadline = Date(timeIntervalSinceNow: timeout)
-        while Date() < deadline {
-            let (pending, isConnected) = queue.sync { (outboxDepth, connected) }
-            if pending == 0 || !isConnected { return }
-            try? await Task.sleep(nanoseconds: 20_000_000)
-        }
-    }
-
     // MARK: Responders' actions over MQTT
 
     func memberAction(topic: String, payload: [UInt8]) {
@@ -281,7 +318,7 @@ public final class Gateway: @unchecked Sendable {
             counters.rejectedActions += 1
             var meta: Logger.Metadata = ["member": "\(member)"]
             if let alert { meta["alert_id"] = "\(alert)" }
-            logger.warning("rejected action from \(member): \(why)", metadata: meta)
+            logLimited("rejected-action:\(member)", .warning, "rejected action from \(member): \(why)", metadata: meta)
         }
         guard let body = try? JSON.parse(payload) else { return reject("payload is not JSON") }
         guard let alertID = body["alert"]?.stringValue else { return reject("no \"alert\" field") }
@@ -299,15 +336,13 @@ public final class Gateway: @unchecked Sendable {
     // MARK: Summary
 
     public func summary() -> String {
-        let outbox = outboxDepth
         let openPorts = ports.values.filter(\.isOpen).count
-        return "\(connected ? "broker connected" : "broker unreachable"), \(desk.openAlerts.count) open alert(s), outbox \(outbox), ports \(openPorts)/\(ports.count) open"
+        return "\(connected ? "broker connected" : "broker unreachable"), \(desk.openAlerts.count) open alert(s), outbox \(outboxDepth), ports \(openPorts)/\(ports.count) open"
     }
 
     func summaryChanged() {
-        guard let onSummaryChange else { return }
         let s = summary()
-        if s != lastSummary { lastSummary = s; onSummaryChange(s) }
+        if s != lastSummary { lastSummary = s; ServiceManager.notify("STATUS=\(s)") }
     }
 }
 

@@ -1,4 +1,3 @@
-import Dispatch
 import Logging
 import OnekeyCore
 import OnekeyLinux
@@ -7,25 +6,20 @@ import OnekeyLinux
 /// ONEKEY_DRIVER). The monitor is opened before the first enumeration, so nothing plugged in
 /// between the two is missed. Ports bound by path in the configuration are left alone: they
 /// reopen by themselves.
-final class Hotplug: @unchecked Sendable {
+final class Hotplug {
     unowned let gateway: Gateway
     private let monitor: UdevMonitor
-    private var source: DispatchSourceRead?
+    private var source: EventLoop.IO?
 
     init(gateway: Gateway) throws {
         self.gateway = gateway
         monitor = try UdevMonitor()
     }
 
-    /// Call on the gateway queue.
-    func start() {
-        let src = DispatchSource.makeReadSource(fileDescriptor: monitor.fd, queue: gateway.queue)
-        src.setEventHandler { [weak self] in
-            guard let self else { return }
+    func start() throws {
+        source = try gateway.loop.addIO(fd: monitor.fd) { [unowned self] _ in
             while let (action, device) = monitor.receive() { handle(action, device) }
         }
-        src.activate()
-        source = src
     }
 
     func stop() {

@@ -1,26 +1,24 @@
-import Dispatch
+import CSystemd
 import Glibc
 import Logging
 import OnekeyCore
 import OnekeyLinux
 
-/// One serial port bound by path: opened in raw mode, read without blocking when the event loop
-/// says it is readable, and reopened with backoff (1 s doubling to 30 s) when it disappears or
-/// fails, e.g. a USB receiver unplugged and plugged back.
-final class PortReader: @unchecked Sendable {
+/// One serial port (or input device) bound by path: opened in raw mode, read to EAGAIN when the
+/// event loop says it is readable, and reopened with backoff (1 s doubling to 30 s) when it
+/// disappears or fails, e.g. a USB receiver unplugged and plugged back.
+final class PortReader {
     let config: PortConfig
     unowned let gateway: Gateway
     var decoder: any FrameDecoder
     private var fd: Int32 = -1
-    private var source: DispatchSourceRead?
-    private var retry: DispatchWorkItem?
+    private var source: EventLoop.IO?
+    private var retry: EventLoop.Timer?
     private var backoffSeconds = 1.0
     private var stopped = false
     private(set) var lastError: String?
     private(set) var openedAt: Timestamp?
     private(set) var bytesRead = 0
-    private var garbageSinceLog = 0
-    private var lastGarbageLog: UInt64 = 0
 
     init(config: PortConfig, gateway: Gateway) {
         self.config = config
@@ -37,10 +35,10 @@ final class PortReader: @unchecked Sendable {
 
     var isOpen: Bool { fd >= 0 }
     var logger: Logger { gateway.logger }
+    private var meta: Logger.Metadata { ["port": "\(config.path)"] }
 
-    /// Opens the port now; on failure schedules a retry. Call on the gateway queue.
+    /// Opens the port now; on failure schedules a retry.
     func open() {
-        dispatchPrecondition(condition: .onQueue(gateway.queue))
         guard !stopped, fd < 0 else { return }
         do {
             if config.driver.isSerial {
@@ -48,48 +46,49 @@ final class PortReader: @unchecked Sendable {
             } else {
                 let (descriptor, grabbed) = try InputDevice.open(config.path)
                 fd = descriptor
-                if !grabbed { logger.warning("could not grab \(config.path) (EVIOCGRAB): other readers see its keys too", metadata: ["port": "\(config.path)"]) }
+                if !grabbed { logger.warning("could not grab \(config.path) (EVIOCGRAB): other readers see its keys too", metadata: meta) }
             }
+            source = try gateway.loop.addIO(fd: fd, priority: .alarm) { [unowned self] _ in readReady() }
         } catch {
+            if fd >= 0 { Glibc.close(fd); fd = -1 }
             if lastError != "\(error)" {
-                logger.error("cannot open port \(config.path): \(error); retrying", metadata: ["port": "\(config.path)"])
+                logger.error("cannot open port \(config.path): \(error); retrying", metadata: meta)
             }
             lastError = "\(error)"
             scheduleRetry()
             return
         }
         let settings = config.driver.isSerial ? "\(config.baud) \(config.dataBits)\(config.parity.rawValue.prefix(1).uppercased())1" : "grabbed input device"
-        logger.notice("port \(config.path) open (\(config.driver.rawValue), \(settings))", metadata: ["port": "\(config.path)"])
+        logger.notice("port \(config.path) open (\(config.driver.rawValue), \(settings))", metadata: meta)
         lastError = nil
         backoffSeconds = 1
         openedAt = gateway.clock.now().wall
         decoder = DriverTable.decoder(for: config.driver, address: Self.enrolmentAddress(config, gateway.config))  // fresh: no half frame from before
-        let src = DispatchSource.makeReadSource(fileDescriptor: fd, queue: gateway.queue)
-        src.setEventHandler { [weak self] in self?.readReady() }
-        let descriptor = fd
-        src.setCancelHandler { Glibc.close(descriptor) }
-        src.activate()
-        source = src
         gateway.summaryChanged()
     }
 
+    /// Reads everything waiting (to EAGAIN), then hands it to the gateway in one piece, so the
+    /// frames of one wake-up are committed together.
     private func readReady() {
         guard fd >= 0 else { return }
-        while true {
+        var gathered: [UInt8] = []
+        var failure: String?
+        while gathered.count < 1 << 16 {
             let chunk: [UInt8]?
-            do { chunk = try readAvailable(fd, what: config.path) } catch {
-                fail("\(error)")
-                return
-            }
-            guard let chunk else { fail("end of file (device gone)"); return }
-            if chunk.isEmpty { return }
-            bytesRead += chunk.count
-            gateway.received(chunk, from: self)
+            do { chunk = try readAvailable(fd, what: config.path) } catch { failure = "\(error)"; break }
+            guard let chunk else { failure = "end of file (device gone)"; break }
+            if chunk.isEmpty { break }
+            gathered += chunk
         }
+        if !gathered.isEmpty {
+            bytesRead += gathered.count
+            gateway.received(gathered, from: self)
+        }
+        if let failure { fail(failure) }
     }
 
     private func fail(_ why: String) {
-        logger.error("port \(config.path) failed: \(why); reopening", metadata: ["port": "\(config.path)"])
+        gateway.logLimited("port-failed:\(config.path)", .error, "port \(config.path) failed: \(why); reopening", metadata: meta)
         lastError = why
         closeDescriptor()
         gateway.summaryChanged()
@@ -100,19 +99,14 @@ final class PortReader: @unchecked Sendable {
         guard !stopped else { return }
         let delay = backoffSeconds
         backoffSeconds = min(30, backoffSeconds * 2)
-        let item = DispatchWorkItem { [weak self] in self?.open() }
-        retry = item
-        gateway.queue.asyncAfter(deadline: .now() + delay, execute: item)
+        if retry == nil { retry = try? gateway.loop.addTimer(accuracyMicros: 50_000) { [unowned self] in open() } }
+        retry?.arm(afterSeconds: delay)
     }
 
     private func closeDescriptor() {
-        if let source {
-            // The cancel handler closes the descriptor, once the event loop has let go of it.
-            source.cancel()
-            self.source = nil
-        } else if fd >= 0 {
-            Glibc.close(fd)
-        }
+        source?.cancel()
+        source = nil
+        if fd >= 0 { Glibc.close(fd) }
         fd = -1
     }
 
@@ -120,27 +114,21 @@ final class PortReader: @unchecked Sendable {
     func reply(_ bytes: [UInt8]) {
         guard fd >= 0 else { return }
         do { try writeAll(fd, bytes, what: config.path, timeoutMs: 500) } catch {
-            logger.error("port \(config.path): cannot answer the receiver: \(error)", metadata: ["port": "\(config.path)"])
+            gateway.logLimited("port-reply:\(config.path)", .error, "port \(config.path): cannot answer the receiver: \(error)", metadata: meta)
         }
     }
 
     /// Stops reading for good (shutdown, or the port left the configuration).
     func stop() {
-        dispatchPrecondition(condition: .onQueue(gateway.queue))
         stopped = true
         retry?.cancel()
+        retry = nil
         closeDescriptor()
     }
 
-    /// Garbage is counted always and logged at most every 10 s per port.
+    /// Garbage is counted always and logged rate-limited per port.
     func noteGarbage(_ n: Int) {
-        garbageSinceLog += n
-        let now = monotonicNanos()
-        if now - lastGarbageLog >= 10_000_000_000 {
-            logger.notice("port \(config.path): skipped \(garbageSinceLog) byte(s) of garbage or truncated frames", metadata: ["port": "\(config.path)"])
-            garbageSinceLog = 0
-            lastGarbageLog = now
-        }
+        gateway.logLimited("port-garbage:\(config.path)", .notice, "port \(config.path): skipped \(n) byte(s) of garbage or truncated frames", metadata: meta)
     }
 
     func statusJSON() -> JSON {

@@ -1,132 +1,123 @@
-import Dispatch
 import Foundation
+import Glibc
 import Logging
 import OnekeyCore
 import OnekeyLinux
-import ServiceLifecycle
 
-/// The broker link as a service: connects in the background (the daemon runs with the broker
-/// down); at shutdown waits briefly for the outbox to drain, then publishes the retained
-/// `offline` status and disconnects.
-final class BrokerService: Service, @unchecked Sendable {
+/// Everything around the gateway on the event loop: the broker link, ports, udev, the control
+/// socket, signals and the service manager (CONTRACT §9), and the order they start and stop in.
+final class Runtime {
     let gateway: Gateway
+    let control: ControlServer
+    private var hotplug: Hotplug?
     private var link: MQTTLink?
+    private var signals: [EventLoop.Signal] = []
+    private var shutdownDeadline: EventLoop.Timer?
+    private var shuttingDown = false
+    var loop: EventLoop { gateway.loop }
+    var logger: Logger { gateway.logger }
 
-    init(gateway: Gateway) { self.gateway = gateway }
+    init(gateway: Gateway) {
+        self.gateway = gateway
+        control = ControlServer(path: gateway.config.gateway.controlSocket, gateway: gateway)
+    }
 
-    static func makeLink(for gateway: Gateway) -> MQTTLink {
+    /// Everything READY=1 promises: the store is open (done), the configured ports are opened,
+    /// the first udev enumeration is done, the control socket listens and the stop/reload
+    /// signals are handled. Throws when the control socket cannot listen.
+    func start() throws {
+        // Signal sources first: a SIGHUP right after READY must find its handler.
+        signals.append(try loop.addSignal(SIGTERM) { [unowned self] in shutdown("SIGTERM") })
+        signals.append(try loop.addSignal(SIGINT) { [unowned self] in shutdown("SIGINT") })
+        signals.append(try loop.addSignal(SIGHUP) { [unowned self] in
+            logger.notice("SIGHUP: reloading the configuration")
+            gateway.reload { _ in }  // a refusal is logged by reload itself
+        })
+        for p in gateway.config.ports {
+            let reader = PortReader(config: p, gateway: gateway)
+            gateway.ports[p.path] = reader
+            reader.open()
+        }
+        // Watch for hotplug first, then enumerate, so nothing slips in between.
+        do {
+            let h = try Hotplug(gateway: gateway)
+            try h.start()
+            hotplug = h
+        } catch {
+            logger.warning("udev monitor unavailable, receivers plugged in later need a restart: \(error)")
+        }
+        do {
+            for dev in try Udev.enumerateReceivers() { Hotplug.adopt(dev, gateway: gateway) }
+        } catch {
+            logger.warning("udev enumeration failed: \(error)")
+        }
+        try control.start()
+        // Supervised devices' silence timers start; steps that fell due while the daemon was
+        // down fire now, once.
+        gateway.desk.startSupervision(at: gateway.clock.now())
+        gateway.apply(gateway.desk.fireDueSteps(at: gateway.clock.now()))
+        gateway.rearmEscalation()
+        if !gateway.desk.openAlerts.isEmpty {
+            logger.notice("resuming \(gateway.desk.openAlerts.count) open alert(s) from the store")
+        }
+        try startLink()
+        gateway.relink = { [unowned self] in
+            link?.stop(final: nil) { }  // closes at once; the old link is released below
+            do { try startLink() } catch { logger.critical("cannot start the broker link: \(error)") }
+        }
+        ServiceManager.notify("READY=1\nSTATUS=\(gateway.summary())")
+        // After READY: sd-event sends a first WATCHDOG=1 at once, then one per half interval
+        // from the loop itself, so a wedged loop stops the pings.
+        if loop.enableWatchdog() { logger.info("watchdog: the event loop pings the service manager") }
+        logger.notice("onekeyd \(OnekeyVersion.string) ready: \(gateway.summary())")
+    }
+
+    private func startLink() throws {
         let c = gateway.config
         let topics = Topics(prefix: c.mqtt.topicPrefix, gateway: c.gateway.id)
         let endpoint = MQTTEndpoint(host: c.mqtt.host, port: c.mqtt.port, clientID: "onekeyd-\(c.gateway.id)",
                                     keepaliveSeconds: c.mqtt.keepaliveSeconds, tls: c.mqtt.tls, caFile: c.mqtt.caFile,
                                     username: c.mqtt.username, passwordFile: c.mqtt.passwordFile, willTopic: topics.status,
                                     willPayload: Payloads.status(online: false, version: OnekeyVersion.string, since: gateway.startedAt).bytes)
-        return MQTTLink(endpoint: endpoint, subscriptions: [topics.acksFilter], queue: gateway.queue) { [weak gateway] event in
-            gateway?.linkEvent(event)
+        let l = try MQTTLink(endpoint: endpoint, subscriptions: [topics.acksFilter], loop: loop) { [unowned gateway] event in
+            gateway.linkEvent(event)
         }
-    }
-
-    func startLink() {
-        let l = Self.makeLink(for: gateway)
         link = l
         gateway.attach(l)
         l.start()
     }
 
-    func run() async throws {
-        gateway.queue.sync {
-            startLink()
-            gateway.relink = { [weak self] in
-                guard let self else { return }
-                let old = link
-                DispatchQueue.global().async { old?.stop(final: nil, timeout: 1) }
-                startLink()
-            }
+    /// Stop reading input, give the outbox up to 3 s to drain, publish the retained `offline`
+    /// status, disconnect, leave the loop. A second signal during this leaves at once.
+    private func shutdown(_ why: String) {
+        if shuttingDown { logger.warning("\(why) again: stopping now"); loop.exit(0); return }
+        shuttingDown = true
+        ServiceManager.notify("STOPPING=1\nSTATUS=stopping")
+        logger.notice("stopping (\(why))")
+        control.stop()
+        hotplug?.stop()
+        for p in gateway.ports.values { p.stop() }
+        logger.info("stopped reading ports")
+        shutdownDeadline = try? loop.addTimer(accuracyMicros: 10_000) { [unowned self] in closeLink() }
+        shutdownDeadline?.arm(afterSeconds: 3)
+        gateway.onOutboxIdle = { [unowned self] in
+            if gateway.outboxDepth == 0 || !gateway.connected { closeLink() }
         }
-        try? await gracefulShutdown()
-        await gateway.drainOutbox(timeout: 3)
-        gateway.queue.sync { gateway.stopping = true }
+        gateway.onOutboxIdle?()
+    }
+
+    private func closeLink() {
+        gateway.onOutboxIdle = nil
+        shutdownDeadline?.cancel()
+        shutdownDeadline = nil
+        gateway.stopping = true
         let c = gateway.config
         let offline = Payloads.status(online: false, version: OnekeyVersion.string, since: gateway.startedAt).bytes
-        link?.stop(final: (Topics(prefix: c.mqtt.topicPrefix, gateway: c.gateway.id).status, offline))
-        gateway.logger.info("broker link closed")
-    }
-}
-
-/// Serial ports and the control socket: opened before READY, closed at shutdown (stop reading first).
-final class InputService: Service, @unchecked Sendable {
-    let gateway: Gateway
-    let control: ControlServer
-    let hotplug: Hotplug?
-
-    init(gateway: Gateway, control: ControlServer, hotplug: Hotplug?) {
-        self.gateway = gateway; self.control = control; self.hotplug = hotplug
-    }
-
-    func run() async throws {
-        try? await gracefulShutdown()
-        gateway.queue.sync {
-            control.stop()
-            hotplug?.stop()
-            for p in gateway.ports.values { p.stop() }
-            gateway.logger.info("stopped reading ports")
+        guard let link else { loop.exit(0); return }
+        link.stop(final: (Topics(prefix: c.mqtt.topicPrefix, gateway: c.gateway.id).status, offline)) { [unowned self] in
+            logger.info("broker link closed")
+            gateway.flushAcked()
+            loop.exit(0)
         }
-    }
-}
-
-/// The service manager's view (CONTRACT §9): READY=1 once started, STATUS= kept current,
-/// WATCHDOG=1 at half the interval only while the gateway queue answers and the store reads,
-/// SIGHUP → reload, STOPPING=1 at shutdown.
-final class SupervisorService: Service, @unchecked Sendable {
-    let gateway: Gateway
-    private let lock = NSLock()
-    private var lastHeartbeat = monotonicNanos()
-    private var timers: [DispatchSourceProtocol] = []
-
-    init(gateway: Gateway) { self.gateway = gateway }
-
-    func run() async throws {
-        let q = DispatchQueue(label: "onekeyd.supervisor")
-        gateway.queue.sync {
-            gateway.onSummaryChange = { line in ServiceManager.notify("STATUS=\(line)") }
-            ServiceManager.notify("READY=1\nSTATUS=\(gateway.summary())")
-        }
-        gateway.logger.notice("onekeyd \(OnekeyVersion.string) ready: \(gateway.queue.sync { gateway.summary() })")
-
-        signal(SIGHUP, SIG_IGN)
-        let hup = DispatchSource.makeSignalSource(signal: SIGHUP, queue: gateway.queue)
-        hup.setEventHandler { [gateway] in
-            gateway.logger.notice("SIGHUP: reloading the configuration")
-            try? gateway.reload()
-        }
-        hup.activate()
-        timers.append(hup)
-
-        if let interval = ServiceManager.watchdogInterval() {
-            let half = max(0.05, interval / 2)
-            let t = DispatchSource.makeTimerSource(queue: q)
-            t.schedule(deadline: .now() + half, repeating: half)
-            t.setEventHandler { [weak self] in
-                guard let self else { return }
-                // Ping only if the gateway queue answered the previous heartbeat in time.
-                lock.lock()
-                let alive = monotonicNanos() - lastHeartbeat < UInt64(interval * 1e9)
-                lock.unlock()
-                if alive { ServiceManager.notify("WATCHDOG=1") }
-                gateway.queue.async { [weak self] in
-                    guard let self else { return }
-                    guard gateway.store.isHealthy() else { return }
-                    lock.lock(); lastHeartbeat = monotonicNanos(); lock.unlock()
-                }
-            }
-            t.activate()
-            timers.append(t)
-            gateway.logger.info("watchdog: pinging every \(half) s")
-        }
-
-        try? await gracefulShutdown()
-        ServiceManager.notify("STOPPING=1\nSTATUS=stopping")
-        gateway.logger.notice("stopping")
-        for t in timers { t.cancel() }
     }
 }

@@ -1,5 +1,5 @@
 import CMosquitto
-import Dispatch
+import CSystemd
 import Foundation
 import Glibc
 
@@ -26,15 +26,16 @@ public struct MQTTEndpoint: Sendable, Equatable {
     }
 }
 
-/// One MQTT connection owned by the gateway (libmosquitto 2.0.11's own reconnect gives up when
-/// the first connect fails, so the link owns it): a thread connects, runs the network loop,
-/// and on any failure destroys the handle and reconnects with capped exponential backoff and
-/// jitter. Every connection is a fresh handle with a clean session, so nothing is resent behind
-/// the gateway's back: what was not PUBACKed is the outbox's to resend.
+/// One MQTT connection driven by the daemon's event loop through libmosquitto's non-threaded
+/// API: the socket is an io source (`mosquitto_loop_read` / `loop_write`, write interest only
+/// while `mosquitto_want_write`), a 1 s timer runs `loop_misc` (keepalive) and the CONNACK
+/// deadline, and reconnects wait on a loop timer with capped exponential backoff and jitter.
+/// No thread: a publish made on the loop is written to the socket in the same call.
 ///
-/// Events are delivered on `queue`, in the order libmosquitto produced them. A `published`
-/// event is the broker's PUBACK, the only proof of delivery.
-public final class MQTTLink: @unchecked Sendable {
+/// Every connection is a fresh handle with a clean session, so nothing is resent behind the
+/// gateway's back: what was not PUBACKed is the outbox's to resend. A `published` event is the
+/// broker's PUBACK, the only proof of delivery.
+public final class MQTTLink {
     public enum Event: Sendable {
         case connected(generation: Int)
         case disconnected(generation: Int, reason: String)
@@ -45,138 +46,210 @@ public final class MQTTLink: @unchecked Sendable {
     }
 
     public let endpoint: MQTTEndpoint
-    private let queue: DispatchQueue
-    private let handler: @Sendable (Event) -> Void
+    private let loop: EventLoop
+    private let handler: (Event) -> Void
     private let subscriptions: [String]
-    private let lock = NSCondition()
-    // Guarded by `lock`:
     private var mosq: OpaquePointer?
+    private var socket: EventLoop.IO?
+    private var tick: EventLoop.Timer!
+    private var retry: EventLoop.Timer!
     private var generation = 0
-    private var connected = false
-    private var stopping = false
-    private var finished = false
-    private var pendingStopMid: Int32?
+    public private(set) var isConnected = false
+    private var connectStartedAt: UInt64 = 0
+    private var attempt = 0
+    private var stopped = false
+    /// Callbacks fire inside libmosquitto calls; their events are handed on after the call returns.
+    private var pending: [Event] = []
+    private var finalMid: Int32?
+    private var onStopped: (() -> Void)?
 
+    static let connackTimeoutNanos: UInt64 = 10_000_000_000
     private static let libraryInit: Void = { mosquitto_lib_init(); return () }()
 
-    public init(endpoint: MQTTEndpoint, subscriptions: [String], queue: DispatchQueue, handler: @escaping @Sendable (Event) -> Void) {
+    public init(endpoint: MQTTEndpoint, subscriptions: [String], loop: EventLoop, handler: @escaping (Event) -> Void) throws(SystemError) {
         _ = Self.libraryInit
         self.endpoint = endpoint
         self.subscriptions = subscriptions
-        self.queue = queue
+        self.loop = loop
         self.handler = handler
+        tick = try loop.addTimer(accuracyMicros: 100_000) { [unowned self] in misc() }
+        retry = try loop.addTimer(accuracyMicros: 10_000) { [unowned self] in connect() }
     }
 
-    public var isConnected: Bool { lock.lock(); defer { lock.unlock() }; return connected }
-
-    public func start() {
-        let thread = Thread { [self] in run() }
-        thread.name = "onekeyd-mqtt"
-        thread.start()
+    deinit {
+        socket?.cancel()
+        if let mosq { mosquitto_destroy(mosq) }
     }
 
-    /// Publishes with QoS 1 on the current connection. Returns (generation, message id), or nil
-    /// when not connected (the caller keeps the message and tries after the next `connected`).
+    public func start() { connect() }
+
+    /// Publishes with QoS 1 on the current connection, written to the socket now. Returns
+    /// (generation, message id), or nil when not connected (the caller keeps the message and
+    /// tries after the next `connected`).
     public func publish(topic: String, payload: [UInt8], retain: Bool) -> (generation: Int, mid: Int32)? {
-        lock.lock(); defer { lock.unlock() }
-        guard connected, let mosq else { return nil }
+        guard isConnected, let mosq else { return nil }
         var mid: Int32 = 0
         let rc = payload.withUnsafeBytes { p in
             mosquitto_publish(mosq, &mid, topic, Int32(p.count), p.baseAddress, 1, retain)
         }
-        return rc == Int32(MOSQ_ERR_SUCCESS.rawValue) ? (generation, mid) : nil
+        guard rc == Self.ok else {
+            if rc == Int32(MOSQ_ERR_NO_CONN.rawValue) || rc == Int32(MOSQ_ERR_CONN_LOST.rawValue) || rc == Int32(MOSQ_ERR_ERRNO.rawValue) {
+                lost(rc)
+            }
+            return nil
+        }
+        updateInterest()
+        return (generation, mid)
     }
 
     /// Stops the link. When connected, first publishes `final` (the retained offline status)
     /// and waits up to `timeout` for its PUBACK, then disconnects cleanly (no Last Will).
-    public func stop(final: (topic: String, payload: [UInt8])?, timeout: Double = 2) {
-        lock.lock()
-        stopping = true
-        if connected, let mosq, let final {
-            var mid: Int32 = 0
-            let rc = final.payload.withUnsafeBytes { p in
-                mosquitto_publish(mosq, &mid, final.topic, Int32(p.count), p.baseAddress, 1, true)
-            }
-            if rc == Int32(MOSQ_ERR_SUCCESS.rawValue) {
-                pendingStopMid = mid
-                let deadline = Date(timeIntervalSinceNow: timeout)
-                while pendingStopMid != nil && connected && lock.wait(until: deadline) {}
-            }
+    /// `done` runs on the loop once the link is closed.
+    public func stop(final: (topic: String, payload: [UInt8])?, timeout: Double = 2, done: @escaping () -> Void) {
+        stopped = true
+        retry.disarm()
+        guard isConnected, let mosq, let final else { close(disconnect: true); done(); return }
+        var mid: Int32 = 0
+        let rc = final.payload.withUnsafeBytes { p in
+            mosquitto_publish(mosq, &mid, final.topic, Int32(p.count), p.baseAddress, 1, true)
         }
-        if let mosq { mosquitto_disconnect(mosq) }
-        lock.broadcast()
-        let deadline = Date(timeIntervalSinceNow: timeout + 1)
-        while !finished && lock.wait(until: deadline) {}
-        lock.unlock()
+        guard rc == Self.ok else { close(disconnect: true); done(); return }
+        finalMid = mid
+        onStopped = done
+        updateInterest()
+        retry.arm(afterSeconds: timeout)  // the retry timer doubles as the stop deadline
     }
 
-    private func emit(_ e: Event) { let h = handler; queue.async { h(e) } }
+    private func finishStop() {
+        guard let done = onStopped else { return }
+        onStopped = nil
+        finalMid = nil
+        close(disconnect: true)
+        done()
+    }
 
-    private func run() {
-        var attempt = 0
-        while true {
-            lock.lock()
-            if stopping { finished = true; lock.broadcast(); lock.unlock(); return }
-            lock.unlock()
+    static let ok = Int32(MOSQ_ERR_SUCCESS.rawValue)
 
-            let (handle, failure) = connectOnce()
-            if let handle {
-                lock.lock()
-                mosq = handle
-                generation += 1
-                let gen = generation
-                lock.unlock()
-                var rc = Int32(MOSQ_ERR_SUCCESS.rawValue)
-                var everConnected = false
-                while true {
-                    rc = mosquitto_loop(handle, 1000, 1)
-                    lock.lock()
-                    let stop = stopping
-                    if connected { everConnected = true }
-                    lock.unlock()
-                    if rc != Int32(MOSQ_ERR_SUCCESS.rawValue) || stop { break }
-                }
-                lock.lock()
-                let wasConnected = connected || everConnected
-                connected = false
-                mosq = nil
-                lock.broadcast()
-                lock.unlock()
-                mosquitto_destroy(handle)
-                if wasConnected {
-                    attempt = 0
-                    emit(.disconnected(generation: gen, reason: String(cString: mosquitto_strerror(rc))))
-                } else {
-                    backoff(&attempt, reason: "connection refused by broker: \(String(cString: mosquitto_strerror(rc)))")
-                }
-            } else {
-                backoff(&attempt, reason: failure)
+    private func connect() {
+        if stopped { finishStop(); return }
+        guard mosq == nil else { return }
+        let (handle, failure) = makeHandle()
+        guard let handle else { backoff(failure); return }
+        let rc = mosquitto_connect_async(handle, endpoint.host, Int32(endpoint.port), Int32(endpoint.keepaliveSeconds))
+        let fd = mosquitto_socket(handle)
+        guard rc == Self.ok, fd >= 0 else {
+            let detail = rc == Int32(MOSQ_ERR_ERRNO.rawValue) ? String(cString: strerror(errno)) : String(cString: mosquitto_strerror(rc))
+            mosquitto_destroy(handle)
+            backoff("connecting to \(endpoint.host):\(endpoint.port)\(endpoint.tls ? " (TLS)" : ""): \(detail)")
+            return
+        }
+        mosq = handle
+        generation += 1
+        connectStartedAt = monotonicNanos()
+        do {
+            socket = try loop.addIO(fd: fd, events: UInt32(EPOLLIN.rawValue | EPOLLOUT.rawValue), priority: .alarm) { [unowned self] revents in
+                ready(revents)
             }
+        } catch {
+            close(disconnect: false)
+            backoff("cannot watch the broker socket: \(error)")
+            return
+        }
+        tick.arm(afterSeconds: 1)
+    }
+
+    private func ready(_ revents: UInt32) {
+        guard let mosq else { return }
+        if revents & UInt32(EPOLLIN.rawValue | EPOLLHUP.rawValue | EPOLLERR.rawValue) != 0 {
+            let rc = mosquitto_loop_read(mosq, 1)
+            if rc != Self.ok { lost(rc); return }
+        }
+        if revents & UInt32(EPOLLOUT.rawValue) != 0, self.mosq != nil {
+            let rc = mosquitto_loop_write(mosq, 1)
+            if rc != Self.ok { lost(rc); return }
+        }
+        deliver()
+        updateInterest()
+    }
+
+    private func misc() {
+        guard let mosq else { return }
+        if !isConnected && monotonicNanos() - connectStartedAt > Self.connackTimeoutNanos {
+            lost(nil, reason: "no answer from the broker within \(Self.connackTimeoutNanos / 1_000_000_000) s")
+            return
+        }
+        let rc = mosquitto_loop_misc(mosq)
+        if rc != Self.ok { lost(rc); return }
+        deliver()
+        updateInterest()
+        tick.arm(afterSeconds: 1)
+    }
+
+    private func updateInterest() {
+        guard let mosq, let socket else { return }
+        // Until the TCP connect completes, writability is what tells us it did.
+        let write = mosquitto_want_write(mosq) || !isConnected
+        socket.setEvents(UInt32(EPOLLIN.rawValue) | (write ? UInt32(EPOLLOUT.rawValue) : 0))
+    }
+
+    private func deliver() {
+        while !pending.isEmpty {
+            let e = pending.removeFirst()
+            if case .published(_, let mid) = e, mid == finalMid { finishStop(); return }
+            handler(e)
         }
     }
 
-    private func backoff(_ attempt: inout Int, reason: String) {
+    /// The connection failed or dropped: close it and reconnect after a backoff.
+    private func lost(_ rc: Int32?, reason given: String? = nil) {
+        let reason = given ?? rc.map { rc in
+            rc == Int32(MOSQ_ERR_ERRNO.rawValue) ? String(cString: strerror(errno)) : String(cString: mosquitto_strerror(rc))
+        } ?? "closed"
+        let wasConnected = isConnected
+        let gen = generation
+        close(disconnect: false)
+        deliver()  // whatever the last read produced (a PUBACK) still counts
+        if stopped { finishStop(); return }
+        if wasConnected {
+            attempt = 0
+            handler(.disconnected(generation: gen, reason: reason))
+            backoff(nil)
+        } else {
+            backoff("connection to \(endpoint.host):\(endpoint.port) failed: \(reason)")
+        }
+    }
+
+    private func close(disconnect: Bool) {
+        tick.disarm()
+        socket?.cancel()
+        socket = nil
+        if let h = mosq {
+            if disconnect && isConnected { mosquitto_disconnect(h) }
+            mosquitto_destroy(h)
+        }
+        mosq = nil
+        isConnected = false
+    }
+
+    /// Waits before the next attempt: 0.25 s doubling to 30 s, ±25 % jitter so a fleet of
+    /// gateways does not reconnect in step after a broker restart.
+    private func backoff(_ failure: String?) {
         let base = min(30.0, 0.25 * pow(2.0, Double(min(attempt, 10))))
         let delay = base * Double.random(in: 0.75...1.25)
         attempt += 1
-        emit(.connectFailed(reason: reason, retryInSeconds: delay))
-        lock.lock()
-        let deadline = Date(timeIntervalSinceNow: delay)
-        while !stopping && lock.wait(until: deadline) {}
-        lock.unlock()
+        if let failure { handler(.connectFailed(reason: failure, retryInSeconds: delay)) }
+        retry.arm(afterSeconds: delay)
     }
 
-    /// Creates and configures a handle and starts the TCP (and TLS) connection. CONNACK arrives
-    /// later, in the loop, as the connect callback.
-    private func connectOnce() -> (OpaquePointer?, String) {
+    /// Creates and configures a handle: clean session, TCP_NODELAY, Last Will, TLS with
+    /// verification, credentials.
+    private func makeHandle() -> (OpaquePointer?, String) {
         let me = Unmanaged.passUnretained(self).toOpaque()
         guard let h = mosquitto_new(endpoint.clientID, true, me) else { return (nil, "mosquitto_new failed: \(String(cString: strerror(errno)))") }
         func fail(_ what: String, _ rc: Int32) -> (OpaquePointer?, String) {
             mosquitto_destroy(h)
             return (nil, "\(what): \(String(cString: mosquitto_strerror(rc)))")
         }
-        let ok = Int32(MOSQ_ERR_SUCCESS.rawValue)
-        mosquitto_threaded_set(h, true)
         _ = mosquitto_int_option(h, MOSQ_OPT_PROTOCOL_VERSION, Int32(MQTT_PROTOCOL_V311))
         _ = mosquitto_int_option(h, MOSQ_OPT_TCP_NODELAY, 1)
         _ = mosquitto_max_inflight_messages_set(h, 1000)
@@ -184,7 +257,7 @@ public final class MQTTLink: @unchecked Sendable {
             let rc = endpoint.willPayload.withUnsafeBytes { p in
                 mosquitto_will_set(h, endpoint.willTopic, Int32(p.count), p.baseAddress, 1, true)
             }
-            if rc != ok { return fail("setting the Last Will", rc) }
+            if rc != Self.ok { return fail("setting the Last Will", rc) }
         }
         if !endpoint.username.isEmpty {
             var password: String?
@@ -196,18 +269,18 @@ public final class MQTTLink: @unchecked Sendable {
                 password = String(text.split(whereSeparator: \.isNewline).first ?? "")
             }
             let rc = mosquitto_username_pw_set(h, endpoint.username, password)
-            if rc != ok { return fail("setting credentials", rc) }
+            if rc != Self.ok { return fail("setting credentials", rc) }
         }
         if endpoint.tls {
             let ca = endpoint.caFile.isEmpty ? nil : endpoint.caFile
             let rc = mosquitto_tls_set(h, ca, ca == nil ? "/etc/ssl/certs" : nil, nil, nil, nil)
-            if rc != ok { return fail("setting up TLS (ca_file \(endpoint.caFile))", rc) }
+            if rc != Self.ok { return fail("setting up TLS (ca_file \(endpoint.caFile))", rc) }
             _ = mosquitto_tls_opts_set(h, 1, nil, nil)  // SSL_VERIFY_PEER
             _ = mosquitto_tls_insecure_set(h, false)    // and check the host name
         }
         mosquitto_log_callback_set(h) { _, obj, level, text in
             guard let obj, let text, level & (MOSQ_LOG_ERR | MOSQ_LOG_WARNING) != 0 else { return }
-            Unmanaged<MQTTLink>.fromOpaque(obj).takeUnretainedValue().emit(.log(level: level, text: String(cString: text)))
+            Unmanaged<MQTTLink>.fromOpaque(obj).takeUnretainedValue().pending.append(.log(level: level, text: String(cString: text)))
         }
         mosquitto_connect_callback_set(h) { mosq, obj, rc in
             guard let obj else { return }
@@ -215,43 +288,27 @@ public final class MQTTLink: @unchecked Sendable {
         }
         mosquitto_publish_callback_set(h) { _, obj, mid in
             guard let obj else { return }
-            Unmanaged<MQTTLink>.fromOpaque(obj).takeUnretainedValue().onPublish(mid)
+            let me = Unmanaged<MQTTLink>.fromOpaque(obj).takeUnretainedValue()
+            me.pending.append(.published(generation: me.generation, mid: mid))
         }
         mosquitto_message_callback_set(h) { _, obj, msg in
             guard let obj, let msg else { return }
             let m = msg.pointee
             let topic = String(cString: m.topic)
             let payload = m.payloadlen > 0 ? Array(UnsafeRawBufferPointer(start: m.payload, count: Int(m.payloadlen))) : []
-            Unmanaged<MQTTLink>.fromOpaque(obj).takeUnretainedValue().emit(.message(topic: topic, payload: payload))
-        }
-        let rc = mosquitto_connect(h, endpoint.host, Int32(endpoint.port), Int32(endpoint.keepaliveSeconds))
-        if rc != ok {
-            let detail = rc == Int32(MOSQ_ERR_ERRNO.rawValue) ? String(cString: strerror(errno)) : String(cString: mosquitto_strerror(rc))
-            mosquitto_destroy(h)
-            return (nil, "connecting to \(endpoint.host):\(endpoint.port)\(endpoint.tls ? " (TLS)" : ""): \(detail)")
+            Unmanaged<MQTTLink>.fromOpaque(obj).takeUnretainedValue().pending.append(.message(topic: topic, payload: payload))
         }
         return (h, "")
     }
 
     private func onConnect(_ h: OpaquePointer?, _ rc: Int32) {
         guard rc == 0 else {
-            emit(.log(level: Int32(MOSQ_LOG_ERR), text: "broker refused the connection: \(String(cString: mosquitto_connack_string(rc)))"))
-            mosquitto_disconnect(h)
-            return
+            pending.append(.log(level: Int32(MOSQ_LOG_ERR), text: "broker refused the connection: \(String(cString: mosquitto_connack_string(rc)))"))
+            return  // the broker closes the socket; the next read reports it
         }
         for filter in subscriptions { mosquitto_subscribe(h, nil, filter, 1) }
-        lock.lock()
-        connected = true
-        let gen = generation
-        lock.unlock()
-        emit(.connected(generation: gen))
-    }
-
-    private func onPublish(_ mid: Int32) {
-        lock.lock()
-        if pendingStopMid == mid { pendingStopMid = nil; lock.broadcast() }
-        let gen = generation
-        lock.unlock()
-        emit(.published(generation: gen, mid: mid))
+        isConnected = true
+        attempt = 0
+        pending.append(.connected(generation: generation))
     }
 }

@@ -1,3 +1,4 @@
+import CSystemd
 import Glibc
 
 /// Unix stream sockets for the control socket (CONTRACT §8).
@@ -25,7 +26,7 @@ public enum UnixSocket {
                 }
             }
             try syscall("chmod \(path)") { chmod(path, mode) }
-            try syscall("listen \(path)") { Glibc.listen(fd, 16) }
+            try syscall("listen \(path)") { Glibc.listen(fd, 128) }
         } catch {
             close(fd)
             throw error
@@ -70,26 +71,71 @@ public enum UnixSocket {
         return Array(response.prefix { $0 != 10 })
     }
 
+    /// Accepts one connection (non-blocking, close-on-exec), or nil when none is waiting.
     public static func accept(_ listener: Int32) throws(SystemError) -> Int32? {
-        while true {
-            let fd = Glibc.accept(listener, nil, nil)
-            if fd >= 0 {
-                do { try setNonBlocking(fd) } catch { close(fd); throw error }
-                return fd
+        do throws(SystemError) {
+            return try syscall("accept on control socket") {
+                accept4(listener, nil, nil, Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue))
             }
-            let e = errno
-            if e == EINTR { continue }
-            if e == EAGAIN || e == EWOULDBLOCK || e == ECONNABORTED { return nil }
-            throw SystemError("accept on control socket", errno: e)
+        } catch {
+            if error.wouldBlock || error.errno == ECONNABORTED { return nil }
+            throw error
         }
     }
 
     /// The peer's credentials (SO_PEERCRED).
-    public static func peerCredentials(_ fd: Int32) throws(SystemError) -> (pid: pid_t, uid: uid_t, gid: gid_t) {
+    public static func peerCredentials(_ fd: Int32) throws(SystemError) -> PeerCredentials {
         // struct ucred { pid_t pid; uid_t uid; gid_t gid; } (Glibc hides it behind _GNU_SOURCE).
         var cred: (Int32, UInt32, UInt32) = (0, 0, 0)
         var len = socklen_t(MemoryLayout<(Int32, UInt32, UInt32)>.size)
         try syscall("getsockopt(SO_PEERCRED)") { getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) }
-        return (cred.0, cred.1, cred.2)
+        return PeerCredentials(pid: cred.0, uid: cred.1, gid: cred.2)
     }
+}
+
+/// Who is on the other end of a Unix socket (SO_PEERCRED), and whether they may change state.
+public struct PeerCredentials: Sendable {
+    public var pid: pid_t
+    public var uid: uid_t
+    public var gid: gid_t
+
+    public init(pid: pid_t, uid: uid_t, gid: gid_t) { self.pid = pid; self.uid = uid; self.gid = gid }
+
+    /// Root, the daemon's own user, or a member of its group — primary or supplementary (the
+    /// peer process's `Groups:` in /proc, else the user's groups from getgrouplist).
+    public func isTrusted(group: gid_t = getgid(), user: uid_t = getuid()) -> Bool {
+        if uid == 0 || uid == user || gid == group { return true }
+        return supplementaryGroups().contains(group)
+    }
+
+    public func supplementaryGroups() -> [gid_t] {
+        if pid > 0, let status = try? readSmallFile("/proc/\(pid)/status") {
+            let text = String(decoding: status, as: UTF8.self)
+            if let line = text.split(separator: "\n").first(where: { $0.hasPrefix("Groups:") }) {
+                return line.dropFirst("Groups:".count).split(whereSeparator: { $0 == " " || $0 == "\t" }).compactMap { gid_t($0) }
+            }
+        }
+        guard let pw = getpwuid(uid), let name = pw.pointee.pw_name else { return [] }
+        var count: Int32 = 64
+        var groups = [gid_t](repeating: 0, count: Int(count))
+        if getgrouplist(name, gid, &groups, &count) < 0 {
+            groups = [gid_t](repeating: 0, count: Int(count))
+            guard getgrouplist(name, gid, &groups, &count) >= 0 else { return [] }
+        }
+        return Array(groups.prefix(Int(count)))
+    }
+}
+
+/// Reads a small file (/proc entries) whole.
+public func readSmallFile(_ path: String, limit: Int = 1 << 20) throws(SystemError) -> [UInt8] {
+    let fd = try syscall("open \(path)") { open(path, O_RDONLY | O_CLOEXEC) }
+    defer { close(fd) }
+    var out: [UInt8] = []
+    var buf = [UInt8](repeating: 0, count: 4096)
+    while out.count < limit {
+        let n = try syscall("read \(path)") { read(fd, &buf, buf.count) }
+        if n == 0 { break }
+        out += buf[0..<n]
+    }
+    return out
 }

@@ -1,0 +1,158 @@
+import CSystemd
+import Glibc
+
+/// The daemon's one event loop: libsystemd's sd-event (epoll, timerfd, signalfd and the service
+/// watchdog in one place). Every descriptor the daemon reads is a source here, and every handler
+/// runs on the thread that called `run()`. The type is deliberately not `Sendable`: whatever
+/// holds it (and its handlers' state) stays on that thread, and the compiler checks it.
+public final class EventLoop {
+    let handle: OpaquePointer
+
+    /// Dispatch order among sources pending in the same iteration: lower runs first.
+    public enum Priority: Int64 {
+        case deadline = -20   // the escalation timer: a due step goes before the next read
+        case alarm = -10      // ports, the broker socket
+        case normal = 0       // control clients, udev, housekeeping
+        case batch = 10       // work gathered over many events (PUBACK deletes)
+    }
+
+    public init() throws(SystemError) {
+        var e: OpaquePointer?
+        let rc = sd_event_new(&e)
+        guard rc >= 0, let e else { throw SystemError("sd_event_new", errno: -rc) }
+        handle = e
+    }
+
+    deinit { sd_event_unref(handle) }
+
+    /// Runs until `exit(_:)`; returns its code.
+    public func run() -> Int32 { sd_event_loop(handle) }
+
+    public func exit(_ code: Int32) { _ = sd_event_exit(handle, code) }
+
+    /// Sends WATCHDOG=1 from the loop itself at half of `WatchdogSec=` (only while it runs).
+    @discardableResult
+    public func enableWatchdog() -> Bool { sd_event_set_watchdog(handle, 1) > 0 }
+
+    /// CLOCK_MONOTONIC as of this iteration (cheap: no syscall inside a handler).
+    public var now: UInt64 {
+        var usec: UInt64 = 0
+        _ = sd_event_now(handle, CLOCK_MONOTONIC, &usec)
+        return usec * 1000
+    }
+
+    /// One registration. Keep it to keep the handler; `cancel()` (or dropping it) removes it.
+    public class Source {
+        fileprivate var pointer: OpaquePointer?
+        fileprivate init() {}
+
+        public func cancel() {
+            if let p = pointer { sd_event_source_disable_unref(p); pointer = nil }
+        }
+
+        public var isCancelled: Bool { pointer == nil }
+
+        public func setEnabled(_ on: Bool) {
+            if let p = pointer { _ = sd_event_source_set_enabled(p, on ? Int32(SD_EVENT_ON) : Int32(SD_EVENT_OFF)) }
+        }
+
+        fileprivate func setPriority(_ priority: Priority) {
+            if let p = pointer { _ = sd_event_source_set_priority(p, priority.rawValue) }
+        }
+
+        deinit { cancel() }
+    }
+
+    /// A readable/writable descriptor (epoll events, level-triggered).
+    public final class IO: Source {
+        fileprivate let action: (UInt32) -> Void
+        fileprivate init(_ action: @escaping (UInt32) -> Void) { self.action = action }
+
+        public func setEvents(_ events: UInt32) {
+            if let p = pointer { _ = sd_event_source_set_io_events(p, events) }
+        }
+    }
+
+    /// A one-shot CLOCK_MONOTONIC timer that can be re-armed.
+    public final class Timer: Source {
+        fileprivate let action: () -> Void
+        fileprivate init(_ action: @escaping () -> Void) { self.action = action }
+        public private(set) var armed = false
+
+        /// Fires once at `monotonicNanos` (or at once if that has passed).
+        public func arm(atMonotonicNanos t: UInt64) {
+            guard let p = pointer else { return }
+            _ = sd_event_source_set_time(p, max(1, t / 1000))
+            _ = sd_event_source_set_enabled(p, Int32(SD_EVENT_ONESHOT))
+            armed = true
+        }
+
+        public func arm(afterSeconds s: Double) {
+            arm(atMonotonicNanos: monotonicNanos() + UInt64(max(0, s) * 1e9))
+        }
+
+        public func disarm() { setEnabled(false); armed = false }
+        fileprivate func fired() { armed = false }
+    }
+
+    public final class Signal: Source {
+        fileprivate let action: () -> Void
+        fileprivate init(_ action: @escaping () -> Void) { self.action = action }
+    }
+
+    public func addIO(fd: Int32, events: UInt32 = UInt32(EPOLLIN.rawValue), priority: Priority = .normal,
+                      _ action: @escaping (UInt32) -> Void) throws(SystemError) -> IO {
+        let src = IO(action)
+        var s: OpaquePointer?
+        let rc = sd_event_add_io(handle, &s, fd, events, { _, _, revents, ud in
+            let me = Unmanaged<IO>.fromOpaque(ud!).takeUnretainedValue()
+            withExtendedLifetime(me) { me.action(revents) }
+            return 0
+        }, Unmanaged.passUnretained(src).toOpaque())
+        guard rc >= 0 else { throw SystemError("sd_event_add_io(\(fd))", errno: -rc) }
+        src.pointer = s
+        src.setPriority(priority)
+        return src
+    }
+
+    /// A timer, disarmed until `arm`. `accuracyMicros` is how much later the kernel may wake us
+    /// to coalesce wake-ups.
+    public func addTimer(accuracyMicros: UInt64 = 1000, priority: Priority = .normal, _ action: @escaping () -> Void) throws(SystemError) -> Timer {
+        let src = Timer(action)
+        var s: OpaquePointer?
+        let rc = sd_event_add_time(handle, &s, CLOCK_MONOTONIC, UInt64.max, accuracyMicros, { _, _, ud in
+            let me = Unmanaged<Timer>.fromOpaque(ud!).takeUnretainedValue()
+            withExtendedLifetime(me) { me.fired(); me.action() }
+            return 0
+        }, Unmanaged.passUnretained(src).toOpaque())
+        guard rc >= 0 else { throw SystemError("sd_event_add_time", errno: -rc) }
+        src.pointer = s
+        src.setPriority(priority)
+        src.disarm()
+        return src
+    }
+
+    /// A signal delivered through signalfd. The signal must already be blocked in every thread
+    /// (`blockSignals` at the top of main).
+    public func addSignal(_ signo: Int32, _ action: @escaping () -> Void) throws(SystemError) -> Signal {
+        let src = Signal(action)
+        var s: OpaquePointer?
+        let rc = sd_event_add_signal(handle, &s, signo, { _, _, ud in
+            let me = Unmanaged<Signal>.fromOpaque(ud!).takeUnretainedValue()
+            withExtendedLifetime(me) { me.action() }
+            return 0
+        }, Unmanaged.passUnretained(src).toOpaque())
+        guard rc >= 0 else { throw SystemError("sd_event_add_signal(\(signo))", errno: -rc) }
+        src.pointer = s
+        src.setPriority(.normal)
+        return src
+    }
+
+    /// Blocks `signals` in the calling thread (and so in every thread it starts later).
+    public static func blockSignals(_ signals: [Int32]) {
+        var set = sigset_t()
+        sigemptyset(&set)
+        for s in signals { sigaddset(&set, s) }
+        pthread_sigmask(SIG_SETMASK, &set, nil)
+    }
+}
