@@ -3,6 +3,7 @@
 #include <systemd/sd-journal.h>
 #include <systemd/sd-event.h>
 #include <sys/eventfd.h>
+#include <sys/timerfd.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <signal.h>

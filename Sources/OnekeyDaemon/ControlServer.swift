@@ -58,10 +58,10 @@ final class ControlServer {
         }
         listener = try UnixSocket.listen(path: path, mode: 0o660)
         listenerSource = try gateway.loop.addIO(fd: listener) { [unowned self] _ in acceptClients() }
-        acceptPause = try gateway.loop.addTimer(accuracyMicros: 10_000) { [unowned self] in
+        acceptPause = try gateway.loop.addTimer() { [unowned self] in
             listenerSource?.setEnabled(true)
         }
-        sweep = try gateway.loop.addTimer(accuracyMicros: 1_000_000) { [unowned self] in sweepIdle() }
+        sweep = try gateway.loop.addTimer() { [unowned self] in sweepIdle() }
         sweep?.arm(afterSeconds: 30)
         gateway.logger.info("control socket listening on \(path) (at most \(Self.maxClients) clients)")
     }

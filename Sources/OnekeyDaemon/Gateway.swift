@@ -84,9 +84,9 @@ public final class Gateway {
         outboxDepth = try store.outboxSummary().count
         for a in try store.alerts(includeClosed: true, limit: 4096).reversed() where a.state.isClosed { desk.rememberClosed(a) }
         offload = try Offload(loop: loop)
-        escalationTimer = try loop.addTimer(accuracyMicros: 1, priority: .deadline) { [unowned self] in escalationFired() }
-        flushAckedSoon = try loop.addTimer(accuracyMicros: 20_000, priority: .batch) { [unowned self] in flushAcked() }
-        housekeeping = try loop.addTimer(accuracyMicros: 1_000_000) { [unowned self] in housekeep() }
+        escalationTimer = try loop.addTimer(priority: .deadline) { [unowned self] in escalationFired() }
+        flushAckedSoon = try loop.addTimer(priority: .batch) { [unowned self] in flushAcked() }
+        housekeeping = try loop.addTimer() { [unowned self] in housekeep() }
         housekeeping.arm(afterSeconds: 10)
     }
 

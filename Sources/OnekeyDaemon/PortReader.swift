@@ -99,7 +99,7 @@ final class PortReader {
         guard !stopped else { return }
         let delay = backoffSeconds
         backoffSeconds = min(30, backoffSeconds * 2)
-        if retry == nil { retry = try? gateway.loop.addTimer(accuracyMicros: 50_000) { [unowned self] in open() } }
+        if retry == nil { retry = try? gateway.loop.addTimer() { [unowned self] in open() } }
         retry?.arm(afterSeconds: delay)
     }
 

@@ -98,7 +98,7 @@ final class Runtime {
         hotplug?.stop()
         for p in gateway.ports.values { p.stop() }
         logger.info("stopped reading ports")
-        shutdownDeadline = try? loop.addTimer(accuracyMicros: 10_000) { [unowned self] in closeLink() }
+        shutdownDeadline = try? loop.addTimer() { [unowned self] in closeLink() }
         shutdownDeadline?.arm(afterSeconds: 3)
         gateway.onOutboxIdle = { [unowned self] in
             if gateway.outboxDepth == 0 || !gateway.connected { closeLink() }

@@ -73,26 +73,50 @@ public final class EventLoop {
         }
     }
 
-    /// A one-shot CLOCK_MONOTONIC timer that can be re-armed.
+    /// A one-shot CLOCK_MONOTONIC timer that can be re-armed: a timerfd of its own, armed with a
+    /// relative delay and watched as an io source. (sd-event's own time sources arm absolute
+    /// timerfds; libfaketime — with which the clock-step tests run the real daemon — shifts
+    /// absolute deadlines by its offset even on CLOCK_MONOTONIC, so those would never fire
+    /// there. Relative arming behaves the same everywhere.)
     public final class Timer: Source {
         fileprivate let action: () -> Void
-        fileprivate init(_ action: @escaping () -> Void) { self.action = action }
+        fileprivate let fd: Int32
+        fileprivate init(fd: Int32, _ action: @escaping () -> Void) { self.fd = fd; self.action = action }
         public private(set) var armed = false
 
         /// Fires once at `monotonicNanos` (or at once if that has passed).
         public func arm(atMonotonicNanos t: UInt64) {
-            guard let p = pointer else { return }
-            _ = sd_event_source_set_time(p, max(1, t / 1000))
-            _ = sd_event_source_set_enabled(p, Int32(SD_EVENT_ONESHOT))
-            armed = true
+            let now = monotonicNanos()
+            set(delay: t > now ? t - now : 1)
         }
 
-        public func arm(afterSeconds s: Double) {
-            arm(atMonotonicNanos: monotonicNanos() + UInt64(max(0, s) * 1e9))
+        public func arm(afterSeconds s: Double) { set(delay: max(1, UInt64(max(0, s) * 1e9))) }
+
+        public func disarm() { set(delay: 0) }
+
+        private func set(delay: UInt64) {
+            guard pointer != nil else { return }
+            var spec = itimerspec()
+            spec.it_value.tv_sec = Int(delay / 1_000_000_000)
+            spec.it_value.tv_nsec = Int(delay % 1_000_000_000)
+            _ = timerfd_settime(fd, 0, &spec, nil)  // 0 (relative); a zero delay disarms
+            armed = delay > 0
         }
 
-        public func disarm() { setEnabled(false); armed = false }
-        fileprivate func fired() { armed = false }
+        /// Reads the expiration count; true if the timer really expired (not a stale wake-up).
+        fileprivate func expired() -> Bool {
+            var count: UInt64 = 0
+            let n = Glibc.read(fd, &count, 8)
+            guard n == 8, count > 0 else { return false }
+            armed = false
+            return true
+        }
+
+        public override func cancel() {
+            let wasOpen = pointer != nil
+            super.cancel()
+            if wasOpen { Glibc.close(fd) }
+        }
     }
 
     public final class Signal: Source {
@@ -115,20 +139,20 @@ public final class EventLoop {
         return src
     }
 
-    /// A timer, disarmed until `arm`. `accuracyMicros` is how much later the kernel may wake us
-    /// to coalesce wake-ups.
-    public func addTimer(accuracyMicros: UInt64 = 1000, priority: Priority = .normal, _ action: @escaping () -> Void) throws(SystemError) -> Timer {
-        let src = Timer(action)
+    /// A timer, disarmed until `arm`.
+    public func addTimer(priority: Priority = .normal, _ action: @escaping () -> Void) throws(SystemError) -> Timer {
+        let fd = timerfd_create(CLOCK_MONOTONIC, Int32(TFD_NONBLOCK | TFD_CLOEXEC))
+        guard fd >= 0 else { throw SystemError("timerfd_create") }
+        let src = Timer(fd: fd, action)
         var s: OpaquePointer?
-        let rc = sd_event_add_time(handle, &s, CLOCK_MONOTONIC, UInt64.max, accuracyMicros, { _, _, ud in
+        let rc = sd_event_add_io(handle, &s, fd, UInt32(EPOLLIN.rawValue), { _, _, _, ud in
             let me = Unmanaged<Timer>.fromOpaque(ud!).takeUnretainedValue()
-            withExtendedLifetime(me) { me.fired(); me.action() }
+            withExtendedLifetime(me) { if me.expired() { me.action() } }
             return 0
         }, Unmanaged.passUnretained(src).toOpaque())
-        guard rc >= 0 else { throw SystemError("sd_event_add_time", errno: -rc) }
+        guard rc >= 0 else { Glibc.close(fd); throw SystemError("sd_event_add_io(timerfd)", errno: -rc) }
         src.pointer = s
         src.setPriority(priority)
-        src.disarm()
         return src
     }
 

@@ -72,8 +72,8 @@ public final class MQTTLink {
         self.subscriptions = subscriptions
         self.loop = loop
         self.handler = handler
-        tick = try loop.addTimer(accuracyMicros: 100_000) { [unowned self] in misc() }
-        retry = try loop.addTimer(accuracyMicros: 10_000) { [unowned self] in connect() }
+        tick = try loop.addTimer() { [unowned self] in misc() }
+        retry = try loop.addTimer() { [unowned self] in connect() }
     }
 
     deinit {
