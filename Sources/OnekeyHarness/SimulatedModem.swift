@@ -134,7 +134,7 @@ public struct SimulatedModem: Sendable {
         if sim != .ready, c.hasPrefix("AT+CMG") || c.hasPrefix("ATD") { return [(0, sim == .missing ? cme(10, "SIM not inserted") : cme(11, "SIM PIN required"))] }
         if c.hasPrefix("AT+CMGS=\"") && c.hasSuffix("\"") {
             guard textMode else { return [(0, cms(302, "operation not allowed"))] }
-            let field = String(body.dropFirst(6).dropLast())
+            let field = String(body.dropFirst(7).dropLast())
             let number = ucs2 ? UCS2.decode(field) : field
             guard let number, number.count >= 3 else { rejected.append(raw); return [(0, cms(304, "invalid text mode parameter"))] }
             promptNumber = number

@@ -81,6 +81,7 @@ final class ModemBench {
         bench.line.send(OutgoingSMS(id: "sms:k1", number: "+8613800138000", parts: parts))
         #expect(bench.run { bench.sent("sms:k1") })
         let sent = bench.sim.with { $0.sent }
+        try #require(sent.count == 2)
         #expect(sent.map(\.number) == ["+8613800138000", "+8613800138000"])
         #expect(sent.map(\.text) == parts)
         #expect(sent[0].text.contains("欧阳婆婆") && sent[1].text.contains("08:05"))

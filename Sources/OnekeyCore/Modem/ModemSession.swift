@@ -88,7 +88,8 @@ public struct ModemSession: Sendable {
         var out = ModemStep()
         guard open else { return out }
         if let f = inFlight, now >= f.deadline { timedOut(f, at: now, into: &out) }
-        if let call = activeCall, now >= call.hangUpAt, !hangUpWanted {
+        if let call = activeCall, now >= call.hangUpAt {
+            activeCall?.hangUpAt = .max
             hangUpWanted = true
             out.events.append(.note(.info, "hanging up call \(call.id) \(timings.hangUpAfterMs / 1000) s after dialling"))
         }
