@@ -18,17 +18,27 @@ final class ModemBench {
 
     final class Log { var events: [ModemEvent] = [] }
     let sim: ModemSimulator
-    let line: ModemLine
+    private(set) var line: ModemLine
     let log = Log()
     var reopens = 0
 
     init(configure: (inout SimulatedModem) -> Void = { _ in }) throws {
         sim = try ModemSimulator(directory: try TempDirectory.make("modem"))
         sim.with(configure)
-        let log = self.log
-        line = ModemLine(path: sim.link, baud: 115_200, timings: Self.timings, clock: ModemLine.monotonicMilliseconds) {
-            log.events.append($0)
-        }
+        line = Self.line(sim.link, log)
+        try line.open()
+    }
+
+    static func line(_ path: String, _ log: Log) -> ModemLine {
+        ModemLine(path: path, baud: 115_200, timings: timings, clock: ModemLine.monotonicMilliseconds) { log.events.append($0) }
+    }
+
+    /// The daemon is SIGKILLed and started again: the port closes without a word, a new process
+    /// with a fresh session opens it (the modem keeps whatever state it was in).
+    func restartProcess() throws {
+        line.close()
+        log.events.removeAll()
+        line = Self.line(sim.link, log)
         try line.open()
     }
 
@@ -148,6 +158,22 @@ final class ModemBench {
         #expect(bench.reopens >= 1)
         #expect(bench.sim.with { $0.sent.map(\.text) } == ["陈婆婆 紧急"])
         #expect(bench.status.state == .ready)
+    }
+
+    @Test func killedBetweenCMGSAndItsPromptTheNextProcessSendsItOnce() throws {
+        let bench = try ModemBench()
+        #expect(bench.ready())
+        bench.sim.with { $0.responseDelayMs = 300 }
+        let sms = OutgoingSMS(id: "sms:k7", number: "+8613800138000", parts: ["陈婆婆 紧急"])
+        bench.line.send(sms)
+        #expect(bench.sim.wait(timeoutMs: 2_000) { $0.commands.last?.hasPrefix("AT+CMGS=") == true })
+        try bench.restartProcess()  // killed before "> " arrives: the modem is left waiting for text
+        bench.sim.with { $0.responseDelayMs = 0 }
+        #expect(bench.ready())
+        bench.line.send(sms)  // from the store: not confirmed before the kill
+        #expect(bench.run { bench.sent("sms:k7") })
+        #expect(bench.sim.with { $0.sent.map(\.text) } == ["陈婆婆 紧急"])
+        #expect(bench.sim.with { $0.rejected }.isEmpty)
     }
 
     @Test func modemRestartBehindTheOpenPortIsInitialisedAgain() throws {

@@ -2,13 +2,15 @@
 /// port's bytes, "opened"/"closed", and timer ticks (monotonic milliseconds), writes the bytes it
 /// returns to the port, arms one timer for `nextDeadline`, and acts on its events.
 ///
-///     portOpened → ESC ATE0, AT+CMEE=2, AT+CPIN?, AT+CREG?, AT+CSQ, AT+CMGF=1,
+///     portOpened → ESC, (settle) ATE0, AT+CMEE=2, AT+CPIN?, AT+CREG?, AT+CSQ, AT+CMGF=1,
 ///                  AT+CSCS="UCS2", AT+CSMP=17,167,0,8, AT+CNMI=2,1,0,0,0 → ready
 ///     ready:  AT+CMGS="<ucs2 number>" → "> " → <ucs2 text> ^Z → +CMGS: <mr>, OK   (per part)
 ///             +CMTI → AT+CMGR=i → header, text, OK → AT+CMGD=i
 ///             ATD<digits>; → OK … ATH (30 s after dialling, or after NO CARRIER/BUSY)
 ///             every `pollMs`: AT+CREG?, AT+CSQ
 ///
+/// Every (re)start sends ESC first — a modem left in the `> ` prompt by a killed daemon would
+/// otherwise take our commands for SMS text — and waits `settleMs` before ATE0.
 /// One command is in flight at a time, each with its own timeout. A message is never dropped:
 /// it stays queued until the modem confirms every part, through errors (retried after 5, 10, 20,
 /// then every 30 s), timeouts, and the port closing mid-command (it is sent again once the port is
@@ -35,6 +37,8 @@ public struct ModemSession: Sendable {
     private var polls: [String] = []
     private var nextPollAt: Int64?
     private var reinitAt: Int64?
+    /// After ESC, answers are let pass until then (ESC may draw an `OK` that would be taken for ATE0's).
+    private var settleUntil: Int64?
 
     public init(path: String, timings: ModemTimings = .standard) {
         status = ModemStatus(path: path)
@@ -50,6 +54,7 @@ public struct ModemSession: Sendable {
         parser.reset()
         inFlight = nil
         reinitAt = nil
+        settleUntil = nil
         startInit(at: now, into: &out, escape: true)
         return out
     }
@@ -66,6 +71,7 @@ public struct ModemSession: Sendable {
         polls.removeAll()
         nextPollAt = nil
         reinitAt = nil
+        settleUntil = nil
         hangUpWanted = false
         if let call = activeCall {
             activeCall = nil
@@ -94,6 +100,7 @@ public struct ModemSession: Sendable {
             out.events.append(.note(.info, "hanging up call \(call.id) \(timings.hangUpAfterMs / 1000) s after dialling"))
         }
         if let t = reinitAt, now >= t { reinitAt = nil; startInit(at: now, into: &out, escape: true) }
+        if let t = settleUntil, now >= t { settleUntil = nil }
         if let t = nextPollAt, now >= t {
             nextPollAt = now + timings.pollMs
             let wanted = status.state == .ready ? ["AT+CREG?", "AT+CSQ"] : status.state == .simProblem ? ["AT+CPIN?"] : []
@@ -126,7 +133,7 @@ public struct ModemSession: Sendable {
     /// When `tick` must run next (monotonic ms), nil when nothing is timed.
     public var nextDeadline: Int64? {
         guard open else { return nil }
-        var t = [inFlight?.deadline, activeCall.map { $0.hangUpAt }, reinitAt, nextPollAt].compactMap { $0 }
+        var t = [inFlight?.deadline, activeCall.map { $0.hangUpAt }, reinitAt, nextPollAt, settleUntil].compactMap { $0 }
         if inFlight == nil, status.state == .ready {
             t += sms.map(\.notBefore)
             if activeCall == nil { t += calls.map(\.notBefore) }
@@ -328,7 +335,10 @@ public struct ModemSession: Sendable {
         polls.removeAll()
         nextPollAt = nil
         set(.initialising, into: &out)
-        if escape { out.writes.append(Self.escape) }
+        if escape {
+            out.writes.append(Self.escape)
+            settleUntil = now + timings.settleMs
+        }
         pump(at: now, into: &out)
     }
 
@@ -342,7 +352,7 @@ public struct ModemSession: Sendable {
     }
 
     private mutating func pump(at now: Int64, into out: inout ModemStep) {
-        guard open, inFlight == nil else { return }
+        guard open, inFlight == nil, settleUntil == nil else { return }
         switch status.state {
         case .initialising:
             let c = Self.initCommands[initStep]
@@ -397,6 +407,8 @@ public struct ModemTimings: Sendable, Equatable {
     public var hangUpAfterMs: Int64 = 30_000
     public var pollMs: Int64 = 30_000
     public var reinitMs: Int64 = 10_000
+    /// After ESC (port opened, modem silent): stray answers are let pass this long before ATE0.
+    public var settleMs: Int64 = 300
     /// A failed SMS is retried after 5 s, doubling, at most `retryMaxMs` (CONTRACT §11: within 30 s).
     public var retryFirstMs: Int64 = 5_000
     public var retryMaxMs: Int64 = 30_000
