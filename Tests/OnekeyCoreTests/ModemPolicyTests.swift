@@ -88,6 +88,21 @@ import Testing
         guard case .explain = p.reply(from: "+8613900139000", text: "1", at: Self.t0) else { Issue.record("code without alert"); return }
     }
 
+    @Test func floodFromUnknownNumbersIsLoggedRarely() {
+        var p = Self.path()
+        var notes = [DeskNote]()
+        for i in 0..<10_000 {
+            guard case .ignored(let note) = p.reply(from: "+86137\(10_000_000 + i)", text: String(repeating: "垃圾", count: 300),
+                                                   at: Self.t0.adding(milliseconds: Int64(i))) else { Issue.record("acted"); return }
+            if let note { notes.append(note) }
+        }
+        #expect(notes.count == SecondPath.unknownNotesPerWindow)
+        guard case .ignored(let next?) = p.reply(from: "+8613712345678", text: "x", at: Self.t0.adding(seconds: 700)) else {
+            Issue.record("next window not logged"); return
+        }
+        #expect(next.message.contains("9990 more"))
+    }
+
     @Test func answersFitOneMessage() {
         let ok = SecondPath.answer(to: .ack, alert: "01JABCDEFGHJKMNPQRS7X9Z4", member: "m-135", number: "+86", error: nil, at: Self.t0)
         #expect(ok.parts == ["一键呼: 已确认接警 #S7X9Z4"])

@@ -204,6 +204,15 @@ final class ModemBench {
         bench.line.send(OutgoingSMS(id: "sms:k6", number: "+8613800138000", parts: ["仍然送达"]))
         #expect(bench.run(timeoutMs: 60_000) { bench.sent("sms:k6") && bench.sim.with { $0.inbox.isEmpty } })
         #expect(bench.received.count == 200)
+        // Log volume: what the gateway would log for this flood (modem notes + policy notes).
+        var path = SecondPath(settings: ModemSettings(), members: Self.members, timezone: "UTC")
+        let policyNotes = bench.received.compactMap { r -> DeskNote? in
+            if case .ignored(let n) = path.reply(from: r.0, text: r.1, at: Timestamp(seconds: 1_800_000_000)) { return n }
+            return nil
+        }
+        let modemNotes = bench.events.filter { if case .note = $0 { return true }; return false }
+        #expect(policyNotes.count <= SecondPath.unknownNotesPerWindow && modemNotes.count <= 5, "\(modemNotes)")
+        #expect(bench.line.session.parserSkippedBytes >= 200_000)
         #expect(bench.sim.with { $0.sent.map(\.text) } == ["仍然送达"])
     }
 }

@@ -19,6 +19,11 @@ public struct SecondPath: Sendable {
     private var lastExplained: [String: Timestamp] = [:]
     /// A member gets at most one explanatory reply per this window (a chatty phone costs money).
     public static let explainEveryMs: Int64 = 600_000
+    /// SMS from unknown numbers (spam, a hostile flood) are logged at most this often per window.
+    public static let unknownNotesPerWindow = 10
+    private var unknownWindowStart: Timestamp?
+    private var unknownLogged = 0
+    private var unknownSuppressed = 0
 
     public init(settings: ModemSettings, members: [MemberConfig], timezone: String) {
         self.settings = settings
@@ -84,9 +89,7 @@ public struct SecondPath: Sendable {
 
     /// An incoming SMS → what to do.
     public mutating func reply(from sender: String, text: String, at t: Timestamp) -> SMSReply {
-        guard let member = member(phone: sender) else {
-            return .ignored(DeskNote(.notice, "SMS from unknown number \(sender) ignored (\(text.utf16.count) characters)"))
-        }
+        guard let member = member(phone: sender) else { return .ignored(unknownSender(sender, text, at: t)) }
         let number = phones[member]!
         let action: MemberAction?
         switch Self.code(text) {
@@ -104,6 +107,21 @@ public struct SecondPath: Sendable {
         lastExplained[member] = t
         let text = action == nil ? SMSPageText.explanation : "一键呼: 最近没有发给您的报警。" + SMSPageText.explanation
         return .explain(OutgoingSMS(id: "reply:\(member):\(t.milliseconds)", number: number, parts: [text]), member: member)
+    }
+
+    /// A note for the first `unknownNotesPerWindow` unknown senders of a window, then nil (counted,
+    /// and the count is told in the next window's first note): memory and log volume stay bounded.
+    private mutating func unknownSender(_ sender: String, _ text: String, at t: Timestamp) -> DeskNote? {
+        if let start = unknownWindowStart, t.milliseconds - start.milliseconds < Self.explainEveryMs {
+            guard unknownLogged < Self.unknownNotesPerWindow else { unknownSuppressed += 1; return nil }
+        } else {
+            unknownWindowStart = t
+            unknownLogged = 0
+        }
+        unknownLogged += 1
+        let more = unknownSuppressed > 0 ? "; \(unknownSuppressed) more from unknown numbers were not logged" : ""
+        unknownSuppressed = 0
+        return DeskNote(.notice, "SMS from unknown number \(sender.prefix(32)) ignored (\(text.utf16.count) characters)\(more)")
     }
 
     /// The SMS answering an applied (or refused) reply code.
@@ -176,6 +194,6 @@ public enum SMSReply: Sendable, Equatable {
     case act(MemberAction, member: String, alert: String, replyTo: String)
     /// Not a reply code: send this explanation.
     case explain(OutgoingSMS, member: String)
-    /// Unknown number (or an explanation sent recently): log the note, change nothing.
-    case ignored(DeskNote)
+    /// Unknown number (or an explanation sent recently): log the note if any (rate-limited), change nothing.
+    case ignored(DeskNote?)
 }
