@@ -216,3 +216,38 @@ final class ModemBench {
         #expect(bench.sim.with { $0.sent.map(\.text) } == ["仍然送达"])
     }
 }
+
+@Suite(.serialized) struct ModemMemoryTests {
+    static func residentKiB() -> Int {
+        guard let s = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+              let line = s.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }) else { return 0 }
+        return Int(line.split(separator: " ").dropFirst().first ?? "") ?? 0
+    }
+
+    /// 8 MiB of hostile bytes (noise, endless lines, URC storms, prompts) through one session:
+    /// what it keeps must not grow with what it was fed.
+    @Test func sessionMemoryStaysFlatUnderAbuse() {
+        var session = ModemSession(path: "/dev/abuse")
+        _ = session.portOpened(at: 0)
+        session.sendSMS(OutgoingSMS(id: "x", number: "+8613800138000", parts: ["测试"]))
+        var chunk = [UInt8]()
+        var seed: UInt32 = 7
+        let pieces = ["\r\n+CMTI: \"SM\",", "\r\n> ", "\r\nOK\r\n", String(repeating: "Z", count: 3000), "\r\n+CMGR: \"REC UNREAD\",\"", "\r\nRING\r\n"]
+        while chunk.count < 1 << 20 {
+            seed = seed &* 1_103_515_245 &+ 12345
+            if seed >> 29 == 0 { chunk.append(UInt8(truncatingIfNeeded: seed >> 8)) }
+            else { chunk += Array(pieces[Int(seed >> 16) % pieces.count].utf8) + Array(String(seed % 1000).utf8) }
+        }
+        let before = Self.residentKiB()
+        var now: Int64 = 0
+        for _ in 0..<8 {
+            _ = session.received(chunk, at: now)
+            now += 1000
+            _ = session.tick(at: now)
+        }
+        let grown = Self.residentKiB() - before
+        print("modem session: 8 MiB of abuse, RSS grew \(grown) KiB, skipped \(session.parserSkippedBytes) bytes")
+        #expect(grown < 8 * 1024)
+        #expect(session.waitingSMS == ["x"])
+    }
+}
