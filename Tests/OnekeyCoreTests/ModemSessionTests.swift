@@ -148,6 +148,19 @@ import Testing
         #expect(s.session.status.state == .initialising)
     }
 
+    @Test func simPulledWhileRunningIsReportedAndTheMessageWaits() {
+        var s = Script(timings: Self.quiet)
+        s.initialise()
+        s.session.sendSMS(OutgoingSMS(id: "x", number: "+8613800138000", parts: ["a"]))
+        s.take(s.session.poke(at: s.now))
+        s.answer("\r\n+CME ERROR: SIM not inserted\r\n")
+        #expect(s.session.status.state == .simProblem && s.session.status.sim == "SIM not inserted")
+        #expect(s.session.waitingSMS == ["x"])
+        _ = s.drain()
+        s.advance(Self.quiet.pollMs)
+        #expect(s.drain() == "AT+CPIN?\r")
+    }
+
     @Test func incomingMessageIsReadDecodedAndDeleted() {
         var s = Script()
         s.initialise()

@@ -195,6 +195,13 @@ public struct ModemSession: Sendable {
             guard let f = inFlight else { return }
             inFlight = nil
             complete(f, result, at: now, into: &out)
+            if case .cmeError(let text) = result, text.uppercased().contains("SIM"), status.state == .ready {
+                // The SIM was pulled or locked while running: report it and poll until it is back.
+                status.sim = text
+                out.events.append(.note(.error, "modem SIM lost: \(text)"))
+                set(.simProblem, into: &out)
+                nextPollAt = now + timings.pollMs
+            }
         }
     }
 
