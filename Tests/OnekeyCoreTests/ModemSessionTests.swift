@@ -133,6 +133,20 @@ import Testing
         #expect(s.session.waitingSMS == ["x"])
     }
 
+    @Test func deadModemBacksOffAndLogsRarely() {
+        var s = Script(timings: Self.quiet)
+        s.open()
+        var attempts = 0
+        for _ in 0..<(7 * 24 * 60) {  // a week, minute by minute, of a modem that never answers
+            s.advance(60_000)
+            attempts += s.drain().components(separatedBy: "ATE0").count - 1
+        }
+        let notes = s.events.filter { if case .note = $0 { return true }; return false }
+        #expect(attempts >= 7 * 24 * 60 * 60 / 300 / 2, "retried \(attempts) times")  // still tried every ≤ 5 min
+        #expect(notes.count < 20, "\(notes.count) notes")
+        #expect(s.session.status.state == .unresponsive)
+    }
+
     @Test func missingSIMIsReportedAndPolledUntilInserted() {
         var s = Script()
         s.open()

@@ -39,6 +39,8 @@ public struct ModemSession: Sendable {
     private var reinitAt: Int64?
     /// After ESC, answers are let pass until then (ESC may draw an `OK` that would be taken for ATE0's).
     private var settleUntil: Int64?
+    /// Init failures and timeouts since the modem was last ready.
+    private var failedStarts = 0
 
     public init(path: String, timings: ModemTimings = .standard) {
         status = ModemStatus(path: path)
@@ -55,6 +57,7 @@ public struct ModemSession: Sendable {
         inFlight = nil
         reinitAt = nil
         settleUntil = nil
+        failedStarts = 0
         startInit(at: now, into: &out, escape: true)
         return out
     }
@@ -255,13 +258,12 @@ public struct ModemSession: Sendable {
             }
         } else if r != .ok, command != "AT+CREG?", command != "AT+CSQ" {
             status.lastError = "\(command): \(r)"
-            out.events.append(.note(.error, "modem refused \(command): \(r); initialising again in \(timings.reinitMs / 1000) s"))
-            set(.unresponsive, into: &out)
-            reinitAt = now + timings.reinitMs
+            startFailed(first: timings.reinitMs, why: "modem refused \(command): \(r)", level: .error, at: now, into: &out)
             return
         }
         initStep = i + 1
         if initStep == Self.initCommands.count {
+            failedStarts = 0
             set(.ready, into: &out)
             nextPollAt = now + timings.pollMs
         }
@@ -321,7 +323,6 @@ public struct ModemSession: Sendable {
         inFlight = nil
         let what = "\(f.command) timed out"
         status.lastError = what
-        out.events.append(.note(.warning, "modem: \(what)"))
         switch f.pending {
         case .smsAddress(let id), .smsText(let id): smsFailed(id, error: "timeout", at: now, into: &out)
         case .dial(let id): dialDone(id, .error, at: now, into: &out)
@@ -330,9 +331,21 @@ public struct ModemSession: Sendable {
         default: break
         }
         // A modem that does not answer is in an unknown state: cancel any prompt, start over soon.
-        set(.unresponsive, into: &out)
         out.writes.append(Self.escape)
-        reinitAt = now + timings.reinitMs / 10
+        startFailed(first: timings.reinitMs / 10, why: "modem: \(what)", level: .warning, at: now, into: &out)
+    }
+
+    /// The modem refused or ignored the init sequence (or a command): try again after `first`,
+    /// doubling up to `maxReinitMs`; noted on the 1st, 2nd, 4th, 8th, … failure in a row only,
+    /// so a dead modem left plugged in for a year writes a few dozen lines, not a million.
+    private mutating func startFailed(first: Int64, why: String, level: DeskNote.Level, at now: Int64, into out: inout ModemStep) {
+        let delay = min(first << Int64(min(failedStarts, 20)), max(first, timings.maxReinitMs))
+        failedStarts += 1
+        if failedStarts & (failedStarts - 1) == 0 {
+            out.events.append(.note(level, "\(why); trying again in \(delay / 1000) s (failure \(failedStarts) in a row)"))
+        }
+        set(.unresponsive, into: &out)
+        reinitAt = now + delay
     }
 
     // MARK: Commands
@@ -341,7 +354,8 @@ public struct ModemSession: Sendable {
         initStep = 0
         polls.removeAll()
         nextPollAt = nil
-        set(.initialising, into: &out)
+        // A modem that keeps failing stays `unresponsive` in the status while it is tried again.
+        set(failedStarts > 0 ? .unresponsive : .initialising, into: &out)
         if escape {
             out.writes.append(Self.escape)
             settleUntil = now + timings.settleMs
@@ -361,7 +375,7 @@ public struct ModemSession: Sendable {
     private mutating func pump(at now: Int64, into out: inout ModemStep) {
         guard open, inFlight == nil, settleUntil == nil else { return }
         switch status.state {
-        case .initialising:
+        case .initialising, .unresponsive where reinitAt == nil:
             let c = Self.initCommands[initStep]
             issue(c, .initStep(initStep), timeout: timings.commandMs, at: now, into: &out)
         case .ready:
@@ -416,6 +430,8 @@ public struct ModemTimings: Sendable, Equatable {
     public var reinitMs: Int64 = 10_000
     /// After ESC (port opened, modem silent): stray answers are let pass this long before ATE0.
     public var settleMs: Int64 = 300
+    /// Retries of a modem that keeps failing back off up to this.
+    public var maxReinitMs: Int64 = 300_000
     /// A failed SMS is retried after 5 s, doubling, at most `retryMaxMs` (CONTRACT §11: within 30 s).
     public var retryFirstMs: Int64 = 5_000
     public var retryMaxMs: Int64 = 30_000
