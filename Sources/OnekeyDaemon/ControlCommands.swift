@@ -101,8 +101,8 @@ extension Gateway {
         },
         // Addresses heard but not enrolled. Until the desk keeps them (engineer `desk`), the list is empty.
         ControlCommand(name: "unknown", mutates: false, fields: [:]) { g, _ in .now(g.unknownFields()) },
-        // The second path (§11); no modem support yet.
-        ControlCommand(name: "modem", mutates: false, fields: [:]) { _, _ in .now([("modem", .object([("configured", .bool(false))]))]) },
+        // The second path (§11).
+        ControlCommand(name: "modem", mutates: false, fields: [:]) { g, _ in .now([("modem", g.modemStatus.fields)]) },
     ]
 
     /// Addresses heard but not enrolled (the installer's learn mode), most recently heard first.
@@ -200,6 +200,7 @@ extension Gateway {
             ("timer_lateness_ms", timerLateness.json),
             ("stale_firings_ignored", .int(Int64(desk.staleFiringsIgnored))),
             ("control", .object([("background_jobs", .int(Int64(offload.inProgress)))])),
+            ("modem", modemStatus.fields),
         ]
     }
 
@@ -254,6 +255,8 @@ extension Gateway {
     }
 
     var lastLinkErrorText: String? { connected ? nil : lastLinkError }
+
+    var modemStatus: ModemStatus { modem?.status ?? .notConfigured }
 }
 
 extension JSON {

@@ -42,7 +42,7 @@ public final class Gateway {
 
     // Ports and counters.
     var ports: [String: PortReader] = [:]
-    public private(set) var counters = Counters()
+    public internal(set) var counters = Counters()
     /// How late the escalation timer woke after the earliest deadline (wall clock, µs).
     var timerLateness = LatenessStats()
     private var escalationTimer: EventLoop.Timer!
@@ -62,6 +62,8 @@ public final class Gateway {
     var onOutboxIdle: (() -> Void)?
     /// Config-sized work off the loop (control queries, reload parsing).
     let offload: Offload
+    /// The second path (SMS and calls through a modem), when `[modem]` is configured.
+    var modem: ModemPort?
 
     public struct Counters: Sendable {
         public var frames = 0
@@ -156,6 +158,7 @@ public final class Gateway {
             for m in outcome.outbox { _ = link?.publish(topic: m.topic, payload: m.payload, retain: m.retain) }
         }
         counters.pages += outcome.pages
+        modem?.applied(outcome, at: clock.now().wall)
         rearmEscalation()
         summaryChanged()
         return stored
@@ -167,16 +170,7 @@ public final class Gateway {
         if let d = note.device { meta["device"] = "\(d)" }
         if let k = note.kind { meta["event_kind"] = "\(k.rawValue)" }
         if let m = note.member { meta["member"] = "\(m)" }
-        let level: Logger.Level
-        switch note.level {
-        case .debug: level = .debug
-        case .info: level = .info
-        case .notice: level = .notice
-        case .warning: level = .warning
-        case .error: level = .error
-        case .critical: level = .critical
-        }
-        logger.log(level: level, "\(note.message)", metadata: meta)
+        logger.log(level: note.level.loggerLevel, "\(note.message)", metadata: meta)
     }
 
     // MARK: Escalation timer
@@ -219,11 +213,13 @@ public final class Gateway {
             // The broker may have lost its retained copies: send current state again, after what is queued.
             apply(desk.retainedSnapshot(at: clock.now().wall))
             pump()
+            modem?.brokerConnected()
         case .disconnected(let gen, let reason):
             guard gen == linkGeneration else { return }
             connected = false
             inflight = [:]
             lastLinkError = reason
+            modem?.brokerLost()
             onOutboxIdle?()
             if stopping { logger.info("disconnected from the broker"); break }
             logger.warning("lost the broker connection: \(reason); presses are stored and will be sent on reconnect")
@@ -337,7 +333,8 @@ public final class Gateway {
 
     public func summary() -> String {
         let openPorts = ports.values.filter(\.isOpen).count
-        return "\(connected ? "broker connected" : "broker unreachable"), \(desk.openAlerts.count) open alert(s), outbox \(outboxDepth), ports \(openPorts)/\(ports.count) open"
+        let modemState = modem.map { ", modem \($0.status.state.rawValue)" } ?? ""
+        return "\(connected ? "broker connected" : "broker unreachable"), \(desk.openAlerts.count) open alert(s), outbox \(outboxDepth), ports \(openPorts)/\(ports.count) open\(modemState)"
     }
 
     func summaryChanged() {

@@ -46,6 +46,7 @@ final class Hotplug {
     /// Opens a tagged device that no port serves yet, with its driver's defaults
     /// (ONEKEY_BAUD, ONEKEY_PARITY, ONEKEY_DATA_BITS override them).
     static func adopt(_ dev: UdevDevice, gateway: Gateway) {
+        if dev.onekeyDriver == "modem", let node = dev.devnode { gateway.modem?.adopt(node: node); return }
         guard let node = dev.devnode, let name = dev.onekeyDriver, let driver = DriverKind(rawValue: name),
               gateway.ports[node] == nil else { return }
         let p = PortConfig(path: node, driver: driver, baud: Int(dev.properties["ONEKEY_BAUD"] ?? "") ?? driver.defaultBaud,

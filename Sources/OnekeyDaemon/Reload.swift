@@ -28,6 +28,7 @@ extension Gateway {
     private func adopt(_ new: GatewayConfig) {
         let old = config
         desk.reconfigure(new)
+        modem?.reconfigure(new)
 
         // Ports bound by path: stop the ones removed or changed (udev-found ports, line 0, stay).
         func sameLine(_ a: PortConfig, _ b: PortConfig) -> Bool {

@@ -47,6 +47,11 @@ final class Runtime {
             logger.warning("udev monitor unavailable, receivers plugged in later need a restart: \(error)")
         }
         do {
+            if let settings = gateway.config.modem {
+                let port = try ModemPort(settings: settings, gateway: gateway)
+                gateway.modem = port
+                port.start()
+            }
             for dev in try Udev.enumerateReceivers() { Hotplug.adopt(dev, gateway: gateway) }
         } catch {
             logger.warning("udev enumeration failed: \(error)")

@@ -58,6 +58,7 @@ public final class Store: @unchecked Sendable {
                     retain INTEGER NOT NULL, msg_key TEXT NOT NULL, created_at INTEGER NOT NULL);
                 """)
         }
+        registerSecondPath(&m)
         return m
     }
 
