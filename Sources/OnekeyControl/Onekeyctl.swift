@@ -74,6 +74,8 @@ public enum Onekeyctl {
                 render: { r, _ in "configuration reloaded from \(r["config"]?.stringValue ?? "?")" }),
         Command(name: "outbox", usage: "outbox", summary: "messages waiting for the broker, and since when",
                 request: { args throws(UsageError) in try noArgs(args); return [] }, render: Render.outbox),
+        Command(name: "modem", usage: "modem", summary: "the second path: modem registration, signal, SIM, SMS waiting and sent",
+                request: { args throws(UsageError) in try noArgs(args); return [] }, render: { r, _ in Render.modem(r["modem"]) }),
     ]
 
     static func noArgs(_ args: [String]) throws(UsageError) {

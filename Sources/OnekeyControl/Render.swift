@@ -61,6 +61,7 @@ enum Render {
             alerts    \(s(r["open_alerts"])) open\(r["next_escalation"]?.stringValue.map { ", next escalation \(relative($0, now: now))" } ?? "")
             outbox    \(s(r["outbox"]?["count"])) waiting, \(s(r["outbox"]?["in_flight"])) in flight
             """
+        if r["modem"]?["configured"]?.boolValue == true { out += "\nmodem     " + modem(r["modem"]) }
         let c = r["counters"]
         out += "\ncounters  frames \(s(c?["frames"])), repeats \(s(c?["repeat_frames"])), garbage bytes \(s(c?["garbage_bytes"])), pages \(s(c?["pages"])), published \(s(c?["published"])), rejected actions \(s(c?["rejected_actions"]))"
         let ports = r["ports"]?.arrayValue ?? []
@@ -135,6 +136,13 @@ enum Render {
         if gaps.isEmpty { return "no roster gaps in the next \(s(r["days"])) day(s): every grid has a primary on shift" }
         return "\(gaps.count) window(s) with no primary on shift in the next \(s(r["days"])) day(s):\n"
             + table(["GRID", "FROM", "TO", "MINUTES"], gaps.map { [s($0["grid"]), s($0["from"]), s($0["to"]), s($0["minutes"])] })
+    }
+
+    /// One line: `onekeyctl modem` and the status's modem row.
+    static func modem(_ m: JSON?) -> String {
+        guard let m, m["configured"]?.boolValue == true else { return "no modem configured" }
+        let dbm = m["signal_dbm"]?.intValue.map { "\($0) dBm" } ?? "unknown"
+        return "\(s(m["path"])) \(s(m["state"])), registration \(s(m["registration"])), signal \(dbm), SIM \(s(m["sim"])), SMS waiting \(s(m["sms_waiting"])), sent \(s(m["sms_sent"])), failed \(s(m["sms_failed"])), calls \(s(m["calls"]))\(m["last_error"]?.stringValue.map { ", last error: \($0)" } ?? "")"
     }
 
     static func outbox(_ r: JSON, _ now: Timestamp) -> String {

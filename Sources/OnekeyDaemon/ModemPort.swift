@@ -214,7 +214,7 @@ final class ModemPort {
         switch secondPath.reply(from: sender, text: text, at: now.wall) {
         case .act(let action, let member, let alert, let number):
             var refused: ActionError?
-            do { gateway.apply(try gateway.desk.act(action, member: member, alert: alert, note: nil, source: .mqtt, at: now)) } catch {
+            do throws(ActionError) { gateway.apply(try gateway.desk.act(action, member: member, alert: alert, note: nil, source: .mqtt, at: now)) } catch {
                 refused = error
                 gateway.counters.rejectedActions += 1
                 gateway.logLimited("rejected-action:\(member)", .warning, "rejected SMS \(action.rawValue) from \(member): \(error)",

@@ -48,12 +48,13 @@ extension Store {
     /// What was decided before a restart, and the SMS the modem has not confirmed, oldest first.
     public func secondPathState() throws -> (smsKeys: [String], callKeys: [String], pending: [OutgoingSMS]) {
         try db.read { db in
-            let keys = try Row.fetchAll(db, sql: "SELECT key, channel FROM second_path_keys")
+            let rows = try Row.fetchAll(db, sql: "SELECT key, channel FROM second_path_keys")
             let pending = try Row.fetchAll(db, sql: "SELECT id, number, parts FROM sms_outbox ORDER BY created_at, id").map { r in
                 OutgoingSMS(id: r["id"], number: r["number"],
                             parts: ((try? JSON.parse(r["parts"] as String))?.arrayValue ?? []).compactMap(\.stringValue))
             }
-            return (keys.filter { $0["channel"] == "sms" }.map { $0["key"] }, keys.filter { $0["channel"] == "call" }.map { $0["key"] }, pending)
+            func keys(_ channel: String) -> [String] { rows.filter { ($0["channel"] as String) == channel }.map { $0["key"] as String } }
+            return (keys("sms"), keys("call"), pending)
         }
     }
 
