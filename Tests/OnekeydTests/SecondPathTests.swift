@@ -97,6 +97,7 @@ final class SecondPathRig {
             m.sent.contains { $0.number == SecondPathRig.primary && $0.text.contains("陈婆婆") }
         }, "the primary got an SMS naming the resident")
         let latency = Date().timeIntervalSince(pressed)
+        print("press → SMS to the primary: \(String(format: "%.1f", latency)) s (after_s = \(rig.afterSeconds))")
         #expect(latency < Double(rig.afterSeconds + 5 + 15), "SMS after \(latency) s")
         usleep(1_000_000)  // a second part, if any
         let texts = rig.sent(to: SecondPathRig.primary).map(\.text).joined()
