@@ -121,8 +121,8 @@ import Testing
         deinit { daemon.stop(); sub.close(); broker.stop() }
     }
 
-    @Test(.disabled("needs the runtime branch: slow commands off the alarm path"))
-    func rosterGapsDoNotDelayAPage() throws {
+    /// Passes on today's runtime only because the gap search is now cheap (0.1 s, was 27 s for one day).
+    @Test func rosterGapsDoNotDelayAPage() throws {
         let d = try District()
         let r = try d.whilePressing("roster gaps --days 7", firstDevice: 0, ["--json", "roster", "gaps", "--days", "7"])
         #expect(r.status == 0, "\(r.stderr)")
