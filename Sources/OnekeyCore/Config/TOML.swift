@@ -5,8 +5,11 @@
 /// refused with a clear error rather than misread.
 public final class TOMLTable {
     public private(set) var entries: [(key: String, value: TOMLValue)] = []
-    /// Key → position in `entries`: lookups stay O(1) however many keys a table holds.
-    private var positions: [String: Int] = [:]
+    /// Key → position in `entries`, built only once a table holds many keys (the root, a big
+    /// inline table): the 20,000 small tables of a district file are scanned, which is cheaper
+    /// than a dictionary each, and lookups stay O(1) where it matters.
+    private var positions: [String: Int]?
+    static let indexFrom = 16
     /// Line of the `[header]` (or of the key, for inline and implicit tables); 0 for the root.
     public let line: Int
     /// Defined explicitly by a header (a second `[x]` is an error).
@@ -15,10 +18,16 @@ public final class TOMLTable {
 
     init(line: Int) { self.line = line }
 
-    public subscript(key: String) -> TOMLValue? { positions[key].map { entries[$0].value } }
+    public subscript(key: String) -> TOMLValue? {
+        if let positions { return positions[key].map { entries[$0].value } }
+        return entries.first { $0.key == key }?.value
+    }
 
     func set(_ key: String, _ value: TOMLValue) {
-        positions[key] = entries.count
+        if positions == nil && entries.count + 1 >= Self.indexFrom {
+            positions = Dictionary(uniqueKeysWithValues: entries.enumerated().map { ($0.element.key, $0.offset) })
+        }
+        positions?[key] = entries.count
         entries.append((key, value))
     }
 }
