@@ -129,7 +129,7 @@ import Testing
         #expect(try JSON.parse(r.stdout.trimmingCharacters(in: .whitespacesAndNewlines))["gaps"]?.arrayValue?.isEmpty == true)
     }
 
-    @Test(.disabled("needs the runtime branch: slow commands off the alarm path"))
+    @Test
     func devicesListsTheWholeDistrictWithoutDelayingAPage() throws {
         let d = try District()
         let r = try d.whilePressing("--json devices", firstDevice: 1000, ["--json", "devices"])
@@ -139,7 +139,7 @@ import Testing
         #expect(Set(list.compactMap { $0["id"]?.stringValue }).count == DistrictScaleTests.devices)
     }
 
-    @Test(.disabled("needs the runtime branch: slow commands off the alarm path"))
+    @Test
     func reloadDoesNotDelayAPage() throws {
         let d = try District()
         let r = try d.whilePressing("reload", firstDevice: 2000, ["reload"])
