@@ -210,7 +210,18 @@ public final class Journal {
     }
 
     static func describe(_ error: Error) -> String {
-        if let e = error as? DatabaseError { return "\(e.resultCode): \(e.message ?? "")" }
+        if let e = error as? DatabaseError {
+            let name: String
+            switch e.resultCode {
+            case .SQLITE_FULL: name = "SQLITE_FULL"
+            case .SQLITE_IOERR: name = "SQLITE_IOERR"
+            case .SQLITE_READONLY: name = "SQLITE_READONLY"
+            case .SQLITE_CORRUPT: name = "SQLITE_CORRUPT"
+            case .SQLITE_CANTOPEN: name = "SQLITE_CANTOPEN"
+            default: name = "SQLite code \(e.extendedResultCode.rawValue)"
+            }
+            return "\(e.message ?? "error"), \(name)"
+        }
         return "\(error)"
     }
 }

@@ -49,14 +49,19 @@ public final class Store: Sendable {
     let synchronousFull: Bool
     /// The greatest outbox seq issued in this run (never reused while the process lives).
     private let lastSeq: Mutex<Int64>
+    /// Delivered outbox seqs not yet deleted: folded into the next commit (the freed leaf is
+    /// reused by that commit's inserts, so the page is written once) or flushed by `flushDeletes`.
+    private let queuedDeletes = Mutex<[Int64]>([])
+    static let deleteFlushThreshold = 512
 
     /// Page size for new stores (measured: see `StoreTests.bytesPerPress`).
     public static let defaultPageSize = 1024
 
-    public init(directory: String, synchronousFull: Bool = true, pageSize: Int = Store.defaultPageSize) throws {
+    public init(directory: String, synchronousFull: Bool = true, pageSize: Int = Store.defaultPageSize,
+                autoVacuum: Bool = Store.defaultAutoVacuum) throws {
         self.synchronousFull = synchronousFull
         path = directory + "/" + Self.fileName
-        let (queue, opening) = try Self.openRecovering(directory: directory, path: path, synchronousFull: synchronousFull, pageSize: pageSize)
+        let (queue, opening) = try Self.openRecovering(directory: directory, path: path, synchronousFull: synchronousFull, pageSize: pageSize, autoVacuum: autoVacuum)
         db = queue
         self.opening = opening
         let maxSeq = try queue.read { db in try Int64.fetchOne(db, sql: "SELECT MAX(seq) FROM outbox") } ?? 0
@@ -65,7 +70,12 @@ public final class Store: Sendable {
 
     public static let fileName = "onekeyd.sqlite"
 
-    static func configuration(synchronousFull: Bool, pageSize: Int) -> Configuration {
+    /// Incremental auto-vacuum keeps pointer-map pages, written on every page allocation (measured:
+    /// see `StoreTests.bytesPerPress`); without it, freed pages are reused and `pruneStep` VACUUMs
+    /// when more than half the file is free.
+    public static let defaultAutoVacuum = false
+
+    static func configuration(synchronousFull: Bool, pageSize: Int, autoVacuum: Bool) -> Configuration {
         var config = Configuration()
         config.label = "onekeyd.store"
         config.busyMode = .immediateError
@@ -74,7 +84,7 @@ public final class Store: Sendable {
             // and locking_mode must precede WAL so the wal-index lives in memory, not in -shm.
             try db.execute(sql: "PRAGMA locking_mode = EXCLUSIVE")
             try db.execute(sql: "PRAGMA page_size = \(pageSize)")
-            try db.execute(sql: "PRAGMA auto_vacuum = INCREMENTAL")
+            try db.execute(sql: autoVacuum ? "PRAGMA auto_vacuum = INCREMENTAL" : "PRAGMA auto_vacuum = NONE")
             try db.execute(sql: "PRAGMA journal_mode = WAL")
             try db.execute(sql: synchronousFull ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL")
             try db.execute(sql: "PRAGMA journal_size_limit = 1048576")
@@ -94,10 +104,20 @@ public final class Store: Sendable {
         }
     }
 
-    /// Commits one batch in one transaction (durable unless the store was opened relaxed).
+    /// Commits one batch in one transaction (durable unless the store was opened relaxed), with
+    /// the queued outbox deletes folded in.
     public func write(_ batch: StoreBatch) throws {
         guard !batch.isEmpty else { return }
-        try db.write { db in try Self.insert(batch, db) }
+        let deletes = queuedDeletes.withLock { q in defer { q = [] }; return q }
+        do {
+            try db.write { db in
+                try Self.delete(deletes, db)
+                try Self.insert(batch, db)
+            }
+        } catch {
+            queuedDeletes.withLock { $0 = deletes + $0 }
+            throw error
+        }
     }
 
     /// Compatibility for today's gateway: allocates seqs, commits, returns the outbox rows added.
@@ -154,16 +174,29 @@ public final class Store: Sendable {
             a.resolvedAt?.milliseconds, a.resolvedBy, a.note, a.test, a.nextStepAt?.milliseconds, a.unattended])
     }
 
-    /// Removes messages the broker acknowledged, without an fsync of its own: the delete reaches
-    /// the disk with the next durable commit or checkpoint; if lost, the message is sent again
-    /// with the same `msg_id`.
+    /// Removes messages the broker acknowledged, without an fsync of its own: the seqs are queued
+    /// and deleted inside the next commit, or by `flushDeletes` (idle timer, `pruneStep`, `close`,
+    /// or when 512 are queued). A delete lost in a crash only resends a message with its `msg_id`.
     public func deleteOutbox(_ seqs: [Int64]) throws {
         guard !seqs.isEmpty else { return }
-        try relaxed { db in
-            for chunk in stride(from: 0, to: seqs.count, by: 500).map({ Array(seqs[$0..<min($0 + 500, seqs.count)]) }) {
-                try db.execute(sql: "DELETE FROM outbox WHERE seq IN (\(chunk.map { _ in "?" }.joined(separator: ",")))",
-                               arguments: StatementArguments(chunk))
-            }
+        let queued = queuedDeletes.withLock { q in q += seqs; return q.count }
+        if queued >= Self.deleteFlushThreshold { try flushDeletes() }
+    }
+
+    /// Writes the queued deletes now, with `synchronous = NORMAL` (no fsync).
+    public func flushDeletes() throws {
+        let deletes = queuedDeletes.withLock { q in defer { q = [] }; return q }
+        guard !deletes.isEmpty else { return }
+        do { try relaxed { db in try Self.delete(deletes, db) } } catch {
+            queuedDeletes.withLock { $0 = deletes + $0 }
+            throw error
+        }
+    }
+
+    static func delete(_ seqs: [Int64], _ db: Database) throws {
+        for chunk in stride(from: 0, to: seqs.count, by: 500).map({ Array(seqs[$0..<min($0 + 500, seqs.count)]) }) {
+            try db.execute(sql: "DELETE FROM outbox WHERE seq IN (\(chunk.map { _ in "?" }.joined(separator: ",")))",
+                           arguments: StatementArguments(chunk))
         }
     }
 
@@ -183,14 +216,18 @@ public final class Store: Sendable {
 
     // MARK: Reading
 
+    /// Undelivered rows after `seq` (queued deletes excluded).
     public func outbox(after seq: Int64, limit: Int) throws -> [OutboxRow] {
-        try db.read { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?", arguments: [seq, limit]).map(Self.outboxRow)
+        let deleted = Set(queuedDeletes.withLock { $0 })
+        return try db.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?", arguments: [seq, limit + deleted.count])
+                .map(Self.outboxRow).filter { !deleted.contains($0.seq) }.prefix(limit).map { $0 }
         }
     }
 
     public func outboxSummary() throws -> (count: Int, oldest: Timestamp?, topics: [(topic: String, count: Int, since: Timestamp)]) {
-        try db.read { db in
+        try flushDeletes()
+        return try db.read { db in
             let count = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM outbox") ?? 0
             let oldest = try Int64.fetchOne(db, sql: "SELECT MIN(created_at) FROM outbox").map(Timestamp.init(milliseconds:))
             let topics = try Row.fetchAll(db, sql: "SELECT topic, COUNT(*) AS n, MIN(created_at) AS since FROM outbox GROUP BY topic ORDER BY MIN(seq)").map {
@@ -228,11 +265,24 @@ public final class Store: Sendable {
 
     /// Events received at or after `since` (oldest first, at most `limit`): the press deduplicator
     /// is seeded with them at start, so repeat frames still buffered across a restart stay repeats.
+    /// Event ids are time-sortable and never go back (IdentifierSource), so the primary key bounds
+    /// the search (no extra index written per press); a wall clock stepped back only widens it.
     public func recentEvents(since: Timestamp, limit: Int = 10_000) throws -> [GatewayEvent] {
-        try db.read { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM events WHERE received_at >= ? ORDER BY received_at, id LIMIT ?",
-                             arguments: [since.milliseconds, limit]).compactMap(Self.event)
+        let lowest = Self.idPrefix(at: since.adding(milliseconds: -60_000))
+        return try db.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM events WHERE id >= ? AND received_at >= ? ORDER BY id LIMIT ?",
+                             arguments: [lowest, since.milliseconds, limit]).compactMap(Self.event)
         }
+    }
+
+    /// The 10-character time part of the ids IdentifierSource issues at `t` (ULID layout): it sorts
+    /// at or before every id issued at or after `t`.
+    static func idPrefix(at t: Timestamp) -> String {
+        let alphabet = Array("0123456789ABCDEFGHJKMNPQRSTVWXYZ".utf8)
+        var out = [UInt8](repeating: 0, count: 10)
+        var ms = UInt64(max(0, t.milliseconds))
+        for i in stride(from: 9, through: 0, by: -1) { out[i] = alphabet[Int(ms & 31)]; ms >>= 5 }
+        return String(decoding: out, as: UTF8.self)
     }
 
     public func devices() throws -> [DeviceState] {
@@ -252,8 +302,11 @@ public final class Store: Sendable {
         }
     }
 
-    /// Closes the database (checkpointing the WAL) at shutdown.
-    public func close() throws { try db.close() }
+    /// Writes queued deletes and closes the database (checkpointing the WAL) at shutdown.
+    public func close() throws {
+        try? flushDeletes()
+        try db.close()
+    }
 
     /// A quick liveness probe for the watchdog: the store answers a read.
     public func isHealthy() -> Bool { (try? db.read { db in try Int.fetchOne(db, sql: "SELECT 1") }) == 1 }

@@ -10,7 +10,7 @@ public enum StoreOpening: Sendable, Equatable {
     case created
     case opened
     /// A store of an older release was converted; `vacuumed` tells whether the one-time VACUUM
-    /// (1 KiB pages, incremental auto-vacuum) ran — it needs free space twice the file's size.
+    /// (to 1 KiB pages) ran — it needs free space twice the file's size.
     case migrated(from: String, vacuumed: Bool)
     /// The file was not a readable SQLite database or failed `PRAGMA quick_check`: it (and its
     /// -wal/-shm) was renamed to `movedTo` and kept for inspection; a new store was created.
@@ -26,18 +26,18 @@ public struct StoreOpenError: Error, Sendable, CustomStringConvertible {
 extension Store {
     static let currentSchema = "v2: lean pages, unattended, seq without sqlite_sequence"
 
-    static func openRecovering(directory: String, path: String, synchronousFull: Bool, pageSize: Int) throws -> (DatabaseQueue, StoreOpening) {
+    static func openRecovering(directory: String, path: String, synchronousFull: Bool, pageSize: Int, autoVacuum: Bool) throws -> (DatabaseQueue, StoreOpening) {
         try checkDirectory(directory)
         let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? nil
         if size != nil { try checkAccess(path) }
         let existed = (size ?? 0) > 0
-        let config = configuration(synchronousFull: synchronousFull, pageSize: pageSize)
+        let config = configuration(synchronousFull: synchronousFull, pageSize: pageSize, autoVacuum: autoVacuum)
         do {
-            let (queue, opening) = try openChecked(path: path, config: config, pageSize: pageSize)
+            let (queue, opening) = try openChecked(path: path, config: config, pageSize: pageSize, autoVacuum: autoVacuum)
             return (queue, existed ? opening : .created)
         } catch let reason as CorruptStore {
             let moved = try moveAside(path)
-            let (queue, _) = try openChecked(path: path, config: config, pageSize: pageSize)
+            let (queue, _) = try openChecked(path: path, config: config, pageSize: pageSize, autoVacuum: autoVacuum)
             return (queue, .replacedCorrupt(reason: reason.description, movedTo: moved))
         }
     }
@@ -45,7 +45,7 @@ extension Store {
     struct CorruptStore: Error, CustomStringConvertible { var description: String }
 
     /// Opens, checks and migrates; a failure that means "this file is damaged" becomes `CorruptStore`.
-    static func openChecked(path: String, config: Configuration, pageSize: Int) throws -> (DatabaseQueue, StoreOpening) {
+    static func openChecked(path: String, config: Configuration, pageSize: Int, autoVacuum: Bool) throws -> (DatabaseQueue, StoreOpening) {
         do {
             let queue = try DatabaseQueue(path: path, configuration: config)
             let check = try queue.read { db in try String.fetchAll(db, sql: "PRAGMA quick_check") }
@@ -56,21 +56,21 @@ extension Store {
             let applied = try queue.read { db in try migrator.appliedIdentifiers(db) }
             try migrator.migrate(queue)
             guard applied.contains("v1: events, alerts, devices, outbox"), !applied.contains(currentSchema) else { return (queue, .opened) }
-            let vacuumed = try compactOnce(queue, pageSize: pageSize)
+            let vacuumed = try compactOnce(queue, pageSize: pageSize, autoVacuum: autoVacuum)
             return (queue, .migrated(from: "v1", vacuumed: vacuumed))
         } catch let error as DatabaseError where [.SQLITE_CORRUPT, .SQLITE_NOTADB].contains(error.resultCode) {
             throw CorruptStore(description: error.message ?? "\(error)")
         }
     }
 
-    /// Converts an old store once: 1 KiB pages and incremental auto-vacuum need a VACUUM outside WAL.
+    /// Converts an old store once: a new page size needs a VACUUM outside WAL.
     /// Returns false (and keeps the old layout) when it fails, e.g. for lack of space.
-    static func compactOnce(_ queue: DatabaseQueue, pageSize: Int) throws -> Bool {
+    static func compactOnce(_ queue: DatabaseQueue, pageSize: Int, autoVacuum: Bool) throws -> Bool {
         try queue.writeWithoutTransaction { db in
             try db.execute(sql: "PRAGMA journal_mode = DELETE")
             defer { try? db.execute(sql: "PRAGMA journal_mode = WAL") }
             try db.execute(sql: "PRAGMA page_size = \(pageSize)")
-            try db.execute(sql: "PRAGMA auto_vacuum = INCREMENTAL")
+            try db.execute(sql: autoVacuum ? "PRAGMA auto_vacuum = INCREMENTAL" : "PRAGMA auto_vacuum = NONE")
             do { try db.execute(sql: "VACUUM") } catch { return false }
             return true
         }
@@ -133,9 +133,11 @@ extension Store {
                     retain INTEGER NOT NULL, msg_key TEXT NOT NULL, created_at INTEGER NOT NULL);
                 """)
         }
-        // v2: a press touches few pages. Small-row tables are WITHOUT ROWID (one b-tree, no separate
-        // key index); alerts keep a rowid (their rows exceed a 1 KiB page's inline limit for
-        // WITHOUT ROWID) and are updated in place; outbox seqs come from the store, not AUTOINCREMENT.
+        // v2: a press touches few pages. Events and devices are WITHOUT ROWID (one b-tree each, no
+        // separate key index); events need no time index (their ULID ids sort by time). Alerts keep
+        // a rowid: appending to a WITHOUT ROWID b-tree rebalances up to 5 pages per new alert
+        // (measured), a rowid table appends to one leaf; they are updated in place. Outbox seqs
+        // come from the store, not AUTOINCREMENT (no sqlite_sequence page).
         m.registerMigration(currentSchema) { db in
             try db.execute(sql: """
                 CREATE TABLE events_v2 (
@@ -145,7 +147,6 @@ extension Store {
                 INSERT INTO events_v2 SELECT id, device, driver, address, kind, code, received_at, raw, alert_id, test FROM events;
                 DROP TABLE events;
                 ALTER TABLE events_v2 RENAME TO events;
-                CREATE INDEX events_received ON events(received_at);
                 CREATE INDEX events_alert ON events(alert_id) WHERE alert_id IS NOT NULL;
 
                 CREATE TABLE alerts_v2 (

@@ -85,11 +85,6 @@ func processIO() -> (wchar: Int, writeBytes: Int) {
 }
 
 extension Store {
-    /// Frames now in the WAL (pages written since the last checkpoint).
-    func walFrames() throws -> Int {
-        try db.writeWithoutTransaction { db in try Row.fetchOne(db, sql: "PRAGMA wal_checkpoint(PASSIVE)")?[1] as Int? ?? 0 }
-    }
-
     func pragma(_ name: String) throws -> String {
         try db.read { db in try String.fetchOne(db, sql: "PRAGMA \(name)") ?? "" }
     }
