@@ -15,13 +15,15 @@ import OnekeyLinux
 ///     r.log       // a critical line to log, or nil (first failure, then at most once a minute)
 /// journal.pending(after: sentThrough, limit: n)  // what to publish next, stored and held, by seq
 /// journal.delivered(seqs)                        // PUBACKed: held ones forgotten, stored ones deleted (no fsync)
-/// let line = journal.retry()                     // timer (every 5 s): writes what is held; a line to log or nil
+/// let line = journal.retry()                     // timer (every 5 s): writes what is held (≤ 20,000 rows a
+///                                                // call; again soon while held > 0); a line to log or nil
 /// journal.fault    // String? for `status` and STATUS=; nil when the store writes
 /// journal.depth    // undelivered messages, stored + held
 /// journal.heldMessages, journal.heldEvents, journal.dropped
 /// ```
-/// Held items are bounded (`heldLimit` messages and as many events, default 100,000 each): beyond,
-/// the oldest held are dropped and counted in `dropped` and in the fault line, never silently.
+/// Held items are bounded (`heldLimit` messages and as many events, default 100,000 each, plus a
+/// tenth of slack): beyond, the oldest held are dropped and counted in `dropped` and in the fault
+/// line, never silently.
 /// Held alerts and devices are kept in their latest state only (one per id).
 public final class Journal {
     public struct Recorded {
@@ -34,8 +36,9 @@ public final class Journal {
 
     public let store: Store
     public let heldLimit: Int
-    /// Attempts to write while failing, at most this often from `record` (`retry` always tries).
-    public let attemptInterval: UInt64
+    /// Rows (events + messages) `retry` writes per call, in transactions of `retryChunk`.
+    public let retryBudget: Int
+    public let retryChunk = 1000
     public private(set) var fault: String?
     public private(set) var dropped = 0
 
@@ -48,15 +51,14 @@ public final class Journal {
     private var deliveredHeld: Set<Int64> = []
     /// Deletes of delivered stored rows that failed; tried again by `retry`.
     private var pendingDeletes: [Int64] = []
-    private var lastAttempt: UInt64 = 0
     private var lastFaultLog: UInt64?
     private let now: () -> UInt64
 
-    public init(store: Store, heldLimit: Int = 100_000, attemptInterval: UInt64 = 1_000_000_000,
+    public init(store: Store, heldLimit: Int = 100_000, retryBudget: Int = 20_000,
                 monotonic: @escaping () -> UInt64 = monotonicNanos) throws {
         self.store = store
         self.heldLimit = heldLimit
-        self.attemptInterval = attemptInterval
+        self.retryBudget = retryBudget
         self.now = monotonic
         storedDepth = try store.outboxSummary().count
     }
@@ -68,53 +70,57 @@ public final class Journal {
 
     // MARK: Writing
 
+    /// Stores the outcome in one durable transaction; once a write has failed, holds every outcome
+    /// (no write attempt on the alarm path) until `retry` has written everything held, so the
+    /// order of the outbox is kept.
     public func record(_ outcome: DeskOutcome, at t: Timestamp) -> Recorded {
         guard outcome.changesState else { return Recorded(durable: true, messages: [], log: nil) }
         let batch = Store.batch(outcome, at: t, firstSeq: store.allocateSeqs(outcome.outbox.count))
-        if isHolding && now() &- lastAttempt < attemptInterval {
+        if isHolding {
             hold(batch)
             return Recorded(durable: false, messages: batch.outbox, log: faultLine(nil))
         }
-        lastAttempt = now()
         do {
-            try store.write(heldBatch(adding: batch))
-            let recovered = isHolding
-            storedDepth += heldMessages + batch.outbox.count
-            clearHeld()
-            return Recorded(durable: true, messages: batch.outbox, log: recovered ? recoveredLine() : nil)
+            try store.write(batch)
+            storedDepth += batch.outbox.count
+            return Recorded(durable: true, messages: batch.outbox, log: nil)
         } catch {
             hold(batch)
             return Recorded(durable: false, messages: batch.outbox, log: faultLine(error))
         }
     }
 
-    /// Writes everything held (and retries failed deletes). Returns a line to log, or nil.
+    /// Writes what is held, oldest first, at most `retryBudget` rows per call (call it again soon
+    /// while `heldMessages + heldEvents > 0` and it returned no fault). Alerts and devices go with
+    /// the last transaction, after every message: a crash half-way never leaves an alert stored in
+    /// a state whose pages are not. Also retries failed deletes. Returns a line to log, or nil.
     @discardableResult
     public func retry() -> String? {
         if !pendingDeletes.isEmpty, (try? store.deleteOutbox(pendingDeletes)) != nil { pendingDeletes = [] }
         guard isHolding else { return nil }
-        lastAttempt = now()
-        do {
-            try store.write(heldBatch(adding: StoreBatch()))
-            storedDepth += heldMessages
-            clearHeld()
-            return recoveredLine()
-        } catch {
-            return faultLine(error)
+        compactHeld()
+        var written = 0
+        while isHolding && written < retryBudget {
+            var b = StoreBatch()
+            b.events = Array(heldEventList.prefix(retryChunk))
+            b.outbox = Array(heldOutbox.prefix(retryChunk))
+            let last = b.events.count == heldEventList.count && b.outbox.count == heldOutbox.count
+            if last {
+                b.alerts = Array(heldAlerts.values)
+                b.devices = Array(heldDevices.values)
+            }
+            do { try store.write(b) } catch { return faultLine(error) }
+            heldEventList.removeFirst(b.events.count)
+            heldOutbox.removeFirst(b.outbox.count)
+            storedDepth += b.outbox.count
+            written += b.events.count + b.outbox.count
+            if last { heldAlerts = [:]; heldDevices = [:] }
         }
-    }
-
-    private func heldBatch(adding batch: StoreBatch) -> StoreBatch {
-        guard isHolding else { return batch }
-        var b = StoreBatch()
-        b.events = heldEventList + batch.events
-        var alerts = heldAlerts, devices = heldDevices
-        for a in batch.alerts { alerts[a.id] = a }
-        for d in batch.devices { devices[d.id] = d }
-        b.alerts = Array(alerts.values)
-        b.devices = Array(devices.values)
-        b.outbox = heldOutbox.filter { !deliveredHeld.contains($0.seq) } + batch.outbox
-        return b
+        guard !isHolding else { return nil }
+        let line = recoveredLine()
+        fault = nil
+        lastFaultLog = nil
+        return line
     }
 
     private func hold(_ batch: StoreBatch) {
@@ -122,23 +128,19 @@ public final class Journal {
         for a in batch.alerts { heldAlerts[a.id] = a }
         for d in batch.devices { heldDevices[d.id] = d }
         heldOutbox += batch.outbox
-        if heldEventList.count > heldLimit {
+        // Trimmed in steps of a tenth of the limit, so a flood costs amortized O(1) per item.
+        let slack = max(1, heldLimit / 10)
+        if heldEventList.count > heldLimit + slack {
             let excess = heldEventList.count - heldLimit
             heldEventList.removeFirst(excess)
             dropped += excess
         }
-        if heldMessages > heldLimit {
+        if heldOutbox.count > heldLimit + slack {
             compactHeld()
-            let excess = heldOutbox.count - heldLimit
+            let excess = max(0, heldOutbox.count - heldLimit)
             heldOutbox.removeFirst(excess)
             dropped += excess
         }
-    }
-
-    private func clearHeld() {
-        heldEventList = []; heldAlerts = [:]; heldDevices = [:]; heldOutbox = []; deliveredHeld = []
-        fault = nil
-        lastFaultLog = nil
     }
 
     private func compactHeld() {

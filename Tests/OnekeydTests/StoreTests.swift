@@ -356,3 +356,88 @@ import Testing
         _ = try StoreLock.acquire(directory: dir)
     }
 }
+
+/// Hostile cases around start-up and dedup seeding.
+@Suite(.serialized) struct StoreStartTests {
+    /// A state directory that cannot be written (a read-only mount: EROFS even for root) is a clear
+    /// error; the existing store is left exactly as it was, not replaced.
+    @Test func readOnlyStateDirectoryIsAClearError() throws {
+        let disk = try SmallDisk(kilobytes: 1024)
+        defer { disk.unmount() }
+        do {
+            let store = try Store(directory: disk.path)
+            var presses = try PressSource()
+            try store.commit(presses.press(), at: presses.now)
+            try store.close()
+        }
+        let before = try Data(contentsOf: URL(fileURLWithPath: disk.path + "/" + Store.fileName))
+        try run("/bin/mount", ["-o", "remount,ro", disk.path])
+        do {
+            _ = try Store(directory: disk.path)
+            Issue.record("opened a store on a read-only file system")
+        } catch let error as StoreOpenError {
+            print("read-only state_dir: \(error)")
+            #expect(error.description.contains("Read-only file system"))
+        }
+        try run("/bin/mount", ["-o", "remount,rw", disk.path])
+        #expect(try Data(contentsOf: URL(fileURLWithPath: disk.path + "/" + Store.fileName)) == before)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: disk.path).filter { $0.contains("corrupt") }.isEmpty)
+    }
+
+    /// Dedup seeding after a restart: events of the last seconds come back, also when the wall clock
+    /// had stepped back (ids then run ahead of received_at); older events do not.
+    @Test func recentEventsAcrossAClockStepBack() throws {
+        let dir = try TempDirectory.make("recent")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let store = try Store(directory: dir)
+        var ids = IdentifierSource()
+        let now = Timestamp(milliseconds: 1_795_000_000_000)
+        func event(_ t: Timestamp) -> GatewayEvent {
+            GatewayEvent(id: ids.next(at: t), device: "btn-1", driver: .ev1527, address: "10001", kind: .panic, code: "8", receivedAt: t, raw: [1])
+        }
+        var b = StoreBatch()
+        b.events = [event(now.adding(seconds: -3600)), event(now.adding(seconds: -10))]
+        // The clock is stepped back two hours, then two presses arrive: their ids sort after the rest.
+        ids.advance(past: ids.next(at: now.adding(seconds: 7200)))
+        b.events += [event(now.adding(seconds: -2)), event(now.adding(milliseconds: -500))]
+        try store.write(b)
+        let recent = try store.recentEvents(since: now.adding(seconds: -3))
+        #expect(recent.map(\.id) == b.events.suffix(2).map(\.id))
+        #expect(try store.recentEvents(since: now.adding(seconds: -60)).count == 3)
+    }
+
+    /// 100,000 held messages: memory cost of the in-memory fallback, and the count of what is
+    /// dropped beyond the bound.
+    @Test func heldMessagesMemory() throws {
+        let disk = try SmallDisk(kilobytes: 512)
+        defer { disk.unmount() }
+        let store = try Store(directory: disk.path)
+        let journal = try Journal(store: store)
+        var presses = try PressSource()
+        let template = presses.press()
+        try store.checkpoint()
+        disk.fill()
+        let rss0 = residentKB()
+        var messages = 0, payload = 0
+        for i in 0..<22_000 {
+            // The same press again and again with fresh ids: one event and five messages each.
+            var o = template
+            o.events = o.events.map { var e = $0; e.id = String(format: "01HELD%020d", i); return e }
+            o.messages = o.messages.map { var m = $0; m.key = "k\(i)"; m.payload = m.payload.withUnsafeBufferPointer { Array($0) }; return m }
+            o.pageMessages = o.pageMessages.map { var m = $0; m.key = "p\(i)"; m.payload = m.payload.withUnsafeBufferPointer { Array($0) }; return m }
+            let r = journal.record(o, at: presses.now)
+            messages += r.messages.count
+            payload += o.outbox.reduce(0) { $0 + $1.payload.count }
+        }
+        let rss1 = residentKB()
+        print("held \(journal.heldMessages) messages (\(payload / 1024) KiB payload offered), \(journal.heldEvents) events; dropped \(journal.dropped); RSS +\(rss1 - rss0) KiB")
+        #expect((100_000...110_000).contains(journal.heldMessages))
+        #expect(journal.dropped == messages - journal.heldMessages)
+        #expect(journal.fault != nil)
+    }
+}
+
+func residentKB() -> Int {
+    let statm = (try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8)) ?? ""
+    return (Int(statm.split(separator: " ").dropFirst().first ?? "") ?? 0) * 4
+}
