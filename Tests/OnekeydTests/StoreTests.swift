@@ -419,7 +419,7 @@ import Testing
         disk.fill()
         let rss0 = residentKB()
         var messages = 0, payload = 0
-        for i in 0..<22_000 {
+        for i in 0..<23_000 {
             // The same press again and again with fresh ids: one event and five messages each.
             var o = template
             o.events = o.events.map { var e = $0; e.id = String(format: "01HELD%020d", i); return e }
@@ -432,7 +432,7 @@ import Testing
         let rss1 = residentKB()
         print("held \(journal.heldMessages) messages (\(payload / 1024) KiB payload offered), \(journal.heldEvents) events; dropped \(journal.dropped); RSS +\(rss1 - rss0) KiB")
         #expect((100_000...110_000).contains(journal.heldMessages))
-        #expect(journal.dropped == messages - journal.heldMessages)
+        #expect(journal.dropped == messages - journal.heldMessages && journal.dropped > 0)
         #expect(journal.fault != nil)
     }
 }
