@@ -52,7 +52,7 @@ let package = Package(
         .executableTarget(name: "onekey-umockdev-helper", dependencies: ["CUmockdev"], path: "Tests/UmockdevHelper"),
 
         .testTarget(name: "OnekeyCoreTests", dependencies: ["OnekeyCore"]),
-        .testTarget(name: "OnekeydTests", dependencies: ["OnekeyHarness", "OnekeyCore", "OnekeyLinux", "OnekeyControl", "onekeyd", "onekeyctl", "onekey-umockdev-helper"]),
+        .testTarget(name: "OnekeydTests", dependencies: ["OnekeyHarness", "OnekeyCore", "OnekeyLinux", "OnekeyControl", "OnekeyDaemon", "onekeyd", "onekeyctl", "onekey-umockdev-helper"]),
     ],
     swiftLanguageModes: [.v6]
 )
