@@ -18,7 +18,8 @@ struct PressSource {
         let devs = Rig.addresses(devices)
         addresses = devs.map(\.address)
         let text = SampleConfig.text(brokerPort: 1883, portPath: nil, stateDir: "/tmp", socket: "/tmp/x.sock", devices: devs)
-        desk = AlertDesk(config: try ConfigLoader.parse(text, path: "test.toml"))
+        desk = AlertDesk(config: try ConfigLoader.parse(text, path: "test.toml"),
+                         at: Moment(wall: Timestamp(milliseconds: start), monotonicNanos: UInt64(start) * 1_000_000))
         wall = start
     }
 
