@@ -26,11 +26,14 @@ public struct SerialLine: Sendable, Equatable {
 }
 
 public enum SerialPort {
-    /// Opens `path` read/write, non-blocking, without becoming its controlling terminal, and puts
-    /// the line into raw mode with the given settings. Returns the descriptor.
+    /// Opens `path` read/write, non-blocking, without becoming its controlling terminal, claims it
+    /// exclusively (TIOCEXCL: any later open by a process without CAP_SYS_ADMIN fails with EBUSY,
+    /// so a terminal program or a modem prober cannot steal or garble the receiver's bytes), and
+    /// puts the line into raw mode with the given settings. Returns the descriptor.
     public static func open(_ path: String, line: SerialLine) throws(SystemError) -> Int32 {
         let fd = try syscall("open \(path)") { Glibc.open(path, O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC) }
         do {
+            try syscall("ioctl(TIOCEXCL) \(path)") { ioctl(fd, UInt(TIOCEXCL)) }
             try configure(fd, path: path, line: line)
         } catch {
             Glibc.close(fd)
