@@ -69,7 +69,7 @@ public enum Onekeyctl {
     static func firstCommandName(_ args: [String]) -> String? {
         var i = 0
         while i < args.count {
-            if args[i] == "--socket" { i += 2; continue }
+            if args[i] == "--socket" || args[i] == "--generate-completion-script" { i += 2; continue }
             if !args[i].hasPrefix("-") { return args[i] }
             i += 1
         }
