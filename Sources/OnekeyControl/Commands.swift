@@ -56,29 +56,38 @@ struct MemberAction: ParsableArguments {
     var fields: [(String, JSON)] { [("id", .string(id)), ("member", .string(member))] }
 }
 
-struct Ack: ControlCommand {
-    static let configuration = CommandConfiguration(abstract: "Acknowledge an alert for a member: escalation stops.")
-    @OptionGroup var connection: Connection
-    @OptionGroup var action: MemberAction
-    var fields: [(String, JSON)] { action.fields }
-    static func render(_ r: JSON, _ now: Timestamp) -> String { Render.action("acked")(r, now) }
+/// `ack`, `resolve`, `decline`: a member acting on an alert; the answer shows the alert after it.
+protocol MemberActionCommand: ControlCommand {
+    var action: MemberAction { get }
+    static var verb: String { get }
 }
 
-struct Resolve: ControlCommand {
+extension MemberActionCommand {
+    var fields: [(String, JSON)] { action.fields }
+    static func render(_ r: JSON, _ now: Timestamp) -> String { Render.action(verb)(r, now) }
+}
+
+struct Ack: MemberActionCommand {
+    static let configuration = CommandConfiguration(abstract: "Acknowledge an alert for a member: escalation stops.")
+    static let verb = "acked"
+    @OptionGroup var connection: Connection
+    @OptionGroup var action: MemberAction
+}
+
+struct Resolve: MemberActionCommand {
     static let configuration = CommandConfiguration(abstract: "Close an alert.")
+    static let verb = "resolved"
     @OptionGroup var connection: Connection
     @OptionGroup var action: MemberAction
     @Option(help: ArgumentHelp("What was found and done.", valueName: "text")) var note: String?
     var fields: [(String, JSON)] { action.fields + (note.map { [("note", .string($0))] } ?? []) }
-    static func render(_ r: JSON, _ now: Timestamp) -> String { Render.action("resolved")(r, now) }
 }
 
-struct Decline: ControlCommand {
+struct Decline: MemberActionCommand {
     static let configuration = CommandConfiguration(abstract: "A member cannot go: fire the next escalation step now.")
+    static let verb = "declined"
     @OptionGroup var connection: Connection
     @OptionGroup var action: MemberAction
-    var fields: [(String, JSON)] { action.fields }
-    static func render(_ r: JSON, _ now: Timestamp) -> String { Render.action("declined")(r, now) }
 }
 
 struct Oncall: ControlCommand {
