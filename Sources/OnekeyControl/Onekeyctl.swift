@@ -60,6 +60,8 @@ public enum Onekeyctl {
         }
         let rest = Array(args[i...])
         guard !rest.isEmpty, !global.isEmpty else { return before + global + rest }
+        // `help COMMAND` explains; where it would connect to does not matter.
+        if rest[0] == "help" { return before + rest }
         // Behind the innermost command name (`roster gaps`), before that command's arguments.
         var cut = 1
         if rest[0] == "roster", rest.count > 1, !rest[1].hasPrefix("-") { cut = 2 }
