@@ -54,7 +54,8 @@ install -d "$root/usr/share/bash-completion/completions" "$root/usr/share/zsh/ve
 "$bin/onekeyctl" --generate-completion-script bash > "$root/usr/share/bash-completion/completions/onekeyctl"
 "$bin/onekeyctl" --generate-completion-script zsh > "$root/usr/share/zsh/vendor-completions/_onekeyctl"
 "$bin/onekeyctl" --generate-completion-script fish > "$root/usr/share/fish/vendor_completions.d/onekeyctl.fish"
-chmod 0644 "$root"/usr/share/*/*completion*/*/* "$root"/usr/share/fish/vendor_completions.d/*
+chmod 0644 "$root/usr/share/bash-completion/completions/onekeyctl" "$root/usr/share/zsh/vendor-completions/_onekeyctl" \
+  "$root/usr/share/fish/vendor_completions.d/onekeyctl.fish"
 
 # Only Debian 12 libraries may be needed: no libswift*, libFoundation*, nothing from a toolchain.
 for exe in "$root/usr/bin/onekeyd" "$root/usr/bin/onekeyctl"; do
