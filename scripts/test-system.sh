@@ -78,9 +78,11 @@ eventually() {  # eventually SECONDS command...: retries until it succeeds
 }
 mainpid() { ct systemctl show -p MainPID --value onekeyd; }
 prop() { ct systemctl show -p "$1" --value onekeyd; }
+export pid1
+export -f ct eventually mainpid prop
 
 # --- Install ------------------------------------------------------------------------------
-check "apt installs the package offline (only Debian 12 packages needed)" ct apt-get install -y --no-download /root/onekeyd.deb
+check "apt installs the package offline (only Debian 12 packages needed)" ct apt-get install -y /root/onekeyd.deb
 check "the onekeyd user exists, in groups dialout and input" \
   bash -c "ct id onekeyd | grep -q dialout && ct id onekeyd | grep -q input"
 check "the unit is enabled" bash -c "[[ \$(ct systemctl is-enabled onekeyd) == enabled ]]"
