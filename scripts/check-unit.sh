@@ -12,7 +12,7 @@ systemd-analyze verify --man=no "$tmp/onekeyd.service"  # man pages are checked 
 if grep -nE '^(SocketBindDeny|SocketBindAllow|RestrictFileSystems|RestrictNetworkInterfaces)=|^Type=notify-reload' "$unit"; then
   echo "check-unit: settings that take no effect on Debian 12's systemd 252 (no BPF framework)" >&2; exit 1
 fi
-if grep -n 'network-online' "$unit"; then echo "check-unit: onekeyd must not wait for the network" >&2; exit 1; fi
+if grep -nE '^[^#]*network-online' "$unit"; then echo "check-unit: onekeyd must not wait for the network" >&2; exit 1; fi
 score=$(systemd-analyze security --offline=true "$tmp/onekeyd.service" 2>/dev/null | grep 'Overall exposure level' | grep -oE '[0-9]+\.[0-9]+' | tail -1)
 echo "systemd-analyze security: exposure $score (limit 2.0)"
 awk -v s="$score" 'BEGIN { exit !(s != "" && s <= 2.0) }'
