@@ -12,6 +12,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.0"),
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
     ],
     targets: [
         // Thin C shims: module maps over the system libraries, nothing else.
@@ -37,7 +38,10 @@ let package = Package(
         ]),
 
         // onekeyctl's commands and rendering: a client of the control socket only.
-        .target(name: "OnekeyControl", dependencies: ["OnekeyCore", "OnekeyLinux"]),
+        .target(name: "OnekeyControl", dependencies: [
+            "OnekeyCore", "OnekeyLinux",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
 
         .executableTarget(name: "onekeyd", dependencies: ["OnekeyDaemon"]),
         .executableTarget(name: "onekeyctl", dependencies: ["OnekeyControl"]),
