@@ -80,6 +80,6 @@ chmod 0644 "$root/DEBIAN/md5sums" "$root/DEBIAN/conffiles" "$root/DEBIAN/control
 
 mkdir -p dist
 deb=dist/onekeyd_${version}_$arch.deb
-dpkg-deb --root-owner-group -Zxz --build "$root" "$deb" >&2
+dpkg-deb --root-owner-group -Zxz -z1 --build "$root" "$deb" >&2
 echo "package.sh: Depends: $(sed -n 's/^Depends: //p' "$root/DEBIAN/control")" >&2
 echo "$repo/$deb"
