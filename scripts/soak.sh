@@ -101,19 +101,39 @@ def drain_pty():
 
 # --- subscriber: persistent session, QoS 1, reconnects by itself across broker restarts
 start_broker()
-sub_out = open(f"{work}/sub.txt", "w")
+sub_out = open(f"{work}/sub.txt", "w", buffering=1)
 sub = subprocess.Popen(["mosquitto_sub", "-h", "127.0.0.1", "-p", str(port), "-q", "1", "-c", "-i", "soak-sub",
-                        "-t", "onekey/v1/members/+/pages", "-t", "onekey/v1/gateways/+/events", "-F", "%t\t%p"],
+                        "-t", "onekey/v1/members/+/pages", "-t", "onekey/v1/gateways/+/events", "-t", "soak/probe/#", "-F", "%t\t%p"],
                        stdout=sub_out, stderr=subprocess.DEVNULL)
 time.sleep(0.5)
 
 stop = threading.Event()
 broker_restarts = 0
+probe_n = 0
+def observer_back(timeout=15):
+    # mosquitto (2.0.11 here) drops messages for a restored persistent session until its client
+    # reconnects, so the daemon is held (SIGSTOP) from the broker's restart until a probe
+    # reaches the observer: the observer must not lose what the daemon delivered.
+    global probe_n
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        probe_n += 1
+        tag = f"soak/probe/{probe_n}"
+        subprocess.run(["mosquitto_pub", "-h", "127.0.0.1", "-p", str(port), "-q", "1", "-t", tag, "-m", "p"], capture_output=True, timeout=5)
+        for _ in range(6):
+            time.sleep(0.05)
+            sub_out.flush()
+            if tag in open(f"{work}/sub.txt", errors="replace").read()[-8192:]: return True
+    return False
 def broker_chaos():
     global broker_restarts
     while not stop.wait(broker_every * random.uniform(0.5, 1.5)):
         with broker_lock:
-            stop_broker(); time.sleep(random.uniform(0.1, 1.5)); start_broker(); broker_restarts += 1
+            stop_broker(); time.sleep(random.uniform(0.1, 1.5))   # the daemon runs on without a broker
+            held = daemon
+            held.send_signal(signal.SIGSTOP)
+            start_broker(); observer_back(); broker_restarts += 1
+            held.send_signal(signal.SIGCONT)
 chaos = threading.Thread(target=broker_chaos, daemon=True)
 
 start_daemon()
@@ -129,11 +149,13 @@ while time.monotonic() < deadline and order:
     now = time.monotonic()
     if kill_times and now >= kill_times[0]:
         kill_times.pop(0)
-        daemon.send_signal(signal.SIGKILL); daemon.wait(); kills_done += 1
-        for p in presses:
-            if p[2] and p[1] > now - 0.5: p[2] = False   # in the pty when the process died
-        time.sleep(random.uniform(0, 0.3))
-        start_daemon()
+        with broker_lock:
+            daemon.send_signal(signal.SIGKILL); daemon.wait(); kills_done += 1
+            now = time.monotonic()
+            for p in presses:
+                if p[2] and p[1] > now - 0.5: p[2] = False   # in the pty when the process died
+            time.sleep(random.uniform(0, 0.3))
+            start_daemon()
         continue
     if daemon.poll() is not None:
         print(f"soak: the daemon exited by itself ({daemon.returncode}); restarting", file=sys.stderr); start_daemon()
