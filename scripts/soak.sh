@@ -190,7 +190,7 @@ except subprocess.TimeoutExpired: daemon.kill()
 stop_broker()
 
 # --- the verdict
-alerts_of_device, page_alert_of_msg, page_ids, doubled_msgs = {}, {}, set(), set()
+alerts_of_device, page_alert_of_msg, page_ids, doubled_msgs, pressed_again = {}, {}, set(), set(), set()
 for line in open(f"{work}/sub.txt", errors="replace"):
     topic, _, payload = line.rstrip("\n").partition("\t")
     try: j = json.loads(payload)
@@ -199,6 +199,7 @@ for line in open(f"{work}/sub.txt", errors="replace"):
         a, m = j.get("alert"), j.get("msg_id")
         if m in page_alert_of_msg and page_alert_of_msg[m] != a: doubled_msgs.add(m)
         page_alert_of_msg[m] = a; page_ids.add(m)
+        if j.get("reason") == "pressed_again": pressed_again.add(a)
         alerts_of_device.setdefault(j.get("device"), set()).add(a)
     elif topic.endswith("/events") and j.get("alert"):
         alerts_of_device.setdefault(j.get("device"), set()).add(j.get("alert"))
@@ -217,6 +218,7 @@ print(f"alerts seen:         {len(alerts)} distinct ids ({len(paged_alerts)} pag
 print(f"lost:                {len(lost)}" + (f"  e.g. {[dev(p[0]) for p in lost[:5]]}" if lost else ""))
 print(f"lost at risk:        {len(lost_at_risk)} of {len(at_risk)}")
 print(f"doubled:             {len(doubled)} device-presses with two alert ids, {len(doubled_msgs)} page msg_ids for two alerts")
+print(f"repeat as new press: {len(pressed_again)} alerts paged pressed_again (each device was pressed once: a repeat across a restart counted as a press)")
 print(f"pages per alert:     {len(page_ids) / max(1, len(paged_alerts)):.2f} distinct page msg_ids per paged alert")
 print(f"daemon log:          {os.path.getsize(f'{work}/onekeyd.log')} bytes; state in {work}")
 ok = drained and not lost and not doubled and not doubled_msgs and len(counted) > 0
