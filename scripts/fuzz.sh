@@ -30,7 +30,7 @@ build() {
     swiftc "${flags[@]}" -module-name OnekeyFuzzTargets -emit-module -emit-module-path "$OUT/mod/OnekeyFuzzTargets.swiftmodule" \
         -emit-library -static -o "$OUT/libOnekeyFuzzTargets.a" $(find Sources/OnekeyFuzzTargets -name '*.swift' | sort)
     swiftc "${flags[@]}" -module-name OnekeyFuzzEntry Fuzz/Entry/main.swift \
-        "$OUT/libOnekeyFuzzTargets.a" "$OUT/libOnekeyCore.a" -o "$BIN"
+        "$OUT/libOnekeyFuzzTargets.a" "$OUT/libOnekeyCore.a" -o "$BIN" 2> >(grep -v 'Cannot export local symbol' >&2)
     touch "$stamp"
 }
 

@@ -144,6 +144,13 @@ presses = []            # (device index, written at, counted)
 order = list(range(ndev)); random.shuffle(order)
 gap = max(0.02, (total - 5) / ndev)
 kills_done = 0
+max_rss_kb = 0
+def rss_kb(pid):
+    try:
+        for l in open(f"/proc/{pid}/status"):
+            if l.startswith("VmRSS:"): return int(l.split()[1])
+    except OSError: pass
+    return 0
 chaos.start()
 while time.monotonic() < deadline and order:
     now = time.monotonic()
@@ -161,6 +168,7 @@ while time.monotonic() < deadline and order:
         print(f"soak: the daemon exited by itself ({daemon.returncode}); restarting", file=sys.stderr); start_daemon()
     if not port_open():
         time.sleep(0.05); continue
+    max_rss_kb = max(max_rss_kb, rss_kb(daemon.pid))
     i = order.pop()
     frame = bytes([0xFD]) + ((0x10000 + i) << 4 | 8).to_bytes(3, "big") + bytes([0x1E, 0xDF])
     written = time.monotonic()
@@ -184,6 +192,7 @@ while time.monotonic() < drain_deadline:
 time.sleep(3)
 sub.terminate(); sub.wait(); sub_out.close()
 status = ctl("status") or {}
+max_rss_kb = max(max_rss_kb, rss_kb(daemon.pid))
 daemon.terminate()
 try: daemon.wait(15)
 except subprocess.TimeoutExpired: daemon.kill()
@@ -220,7 +229,7 @@ print(f"lost at risk:        {len(lost_at_risk)} of {len(at_risk)}")
 print(f"doubled:             {len(doubled)} device-presses with two alert ids, {len(doubled_msgs)} page msg_ids for two alerts")
 print(f"repeat as new press: {len(pressed_again)} alerts paged pressed_again (each device was pressed once: a repeat across a restart counted as a press)")
 print(f"pages per alert:     {len(page_ids) / max(1, len(paged_alerts)):.2f} distinct page msg_ids per paged alert")
-print(f"daemon log:          {os.path.getsize(f'{work}/onekeyd.log')} bytes; state in {work}")
+print(f"daemon log:          {os.path.getsize(f'{work}/onekeyd.log')} bytes; peak daemon RSS {max_rss_kb // 1024} MiB; state in {work}")
 ok = drained and not lost and not doubled and not doubled_msgs and len(counted) > 0
 sys.exit(0 if ok else 1)
 PY
