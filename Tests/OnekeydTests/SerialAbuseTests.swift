@@ -14,17 +14,21 @@ import Testing
     func counter(_ s: JSON, _ name: String) -> Int64 { s["counters"]?[name]?.intValue ?? -1 }
 
     /// Presses the enrolled button after `abuse` and expects exactly one alert paged to the primaries.
-    func expectOnePress(_ rig: Rig, after abuse: () throws -> Void) throws {
+    /// Returns the seconds from the press to its page.
+    @discardableResult
+    func expectOnePress(_ rig: Rig, after abuse: () throws -> Void) throws -> Double {
         try abuse()
         let t0 = Date()
         try rig.press(Self.enrolled, repeats: 3)
         // Generous: sanitizer builds run 5-10x slower on a loaded 2-core machine.
         let got = rig.sub.wait(timeout: 30) { m in m.contains { $0.topic.hasSuffix("/pages") } }
         #expect(got.contains { $0.topic.hasSuffix("/pages") }, "the press after the abuse was not paged")
-        print("press after abuse paged in \(String(format: "%.2f", Date().timeIntervalSince(t0))) s")
+        let latency = Date().timeIntervalSince(t0)
+        print("press after abuse paged in \(String(format: "%.2f", latency)) s")
         usleep(500_000)
         let alerts = Set(rig.pages.compactMap { $0.json?["alert"]?.stringValue })
         #expect(alerts.count == 1, "alerts paged: \(alerts)")
+        return latency
     }
 
     @Test func garbageTruncatedAndSplitFramesThenAPress() throws {
@@ -70,7 +74,7 @@ import Testing
         let rig = try Rig()
         let strangers = (0..<50).map { String(0xB0000 + $0 * 17, radix: 16, uppercase: true) }
         let logBefore = rig.daemon.log.utf8.count
-        try expectOnePress(rig) {
+        let latency = try expectOnePress(rig) {
             for round in 0..<20 {
                 var bytes: [UInt8] = []
                 for a in strangers { bytes += Rig.frame(a, UInt8(round % 16)) }
@@ -92,6 +96,8 @@ import Testing
             #expect(perAddress.values.allSatisfy { $0.count == 1 }, "an unknown address reported twice")
             #expect(unknownEvents.count <= 50, "\(unknownEvents.count) unknown_device events")
             #expect(logGrowth < 32 * 1024, "1,000 stranger frames grew the log by \(logGrowth) bytes")
+            // Each stranger frame is stored (fsync) and published before the press behind it.
+            #expect(latency < 3, "the enrolled press waited \(latency) s behind 1,000 stranger frames")
         }
         #expect(rig.daemon.isRunning)
     }
