@@ -24,6 +24,10 @@ let package = Package(
         // Pure domain core: models, configuration, decoders, dedup, roster, alert desk. No I/O; clock injected.
         .target(name: "OnekeyCore"),
 
+        // Fuzz target bodies (every parser of outside bytes), shared by the libFuzzer binary
+        // (scripts/fuzz.sh) and the regression replay in OnekeyCoreTests.
+        .target(name: "OnekeyFuzzTargets", dependencies: ["OnekeyCore"]),
+
         // Linux I/O: syscalls, termios, the sd-event loop, libmosquitto (non-threaded), sd_notify/journald, udev.
         .target(name: "OnekeyLinux", dependencies: [
             "OnekeyCore", "CMosquitto", "CSystemd", "CUdev",
@@ -55,7 +59,7 @@ let package = Package(
         // Test-only: owns a umockdev testbed so tests can plug and unplug devices at run time.
         .executableTarget(name: "onekey-umockdev-helper", dependencies: ["CUmockdev"], path: "Tests/UmockdevHelper"),
 
-        .testTarget(name: "OnekeyCoreTests", dependencies: ["OnekeyCore"]),
+        .testTarget(name: "OnekeyCoreTests", dependencies: ["OnekeyCore", "OnekeyFuzzTargets"]),
         .testTarget(name: "OnekeydTests", dependencies: ["OnekeyHarness", "OnekeyCore", "OnekeyLinux", "OnekeyControl", "OnekeyDaemon", "onekeyd", "onekeyctl", "onekey-umockdev-helper"]),
     ],
     swiftLanguageModes: [.v6]
