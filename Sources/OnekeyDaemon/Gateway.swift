@@ -354,7 +354,7 @@ public final class Gateway {
             counters.rejectedActions += 1
             var meta: Logger.Metadata = ["member": "\(member)"]
             if let alert { meta["alert_id"] = "\(alert)" }
-            logLimited("rejected-action:\(member)", .warning, "rejected action from \(member): \(why)", metadata: meta)
+            logLimited("rejected-action", .warning, "rejected action from \(member): \(why)", metadata: meta)
         }
         guard let body = try? JSON.parse(payload) else { return reject("payload is not JSON") }
         guard let alertID = body["alert"]?.stringValue else { return reject("no \"alert\" field") }

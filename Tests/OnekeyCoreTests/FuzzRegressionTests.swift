@@ -37,13 +37,3 @@ import OnekeyFuzzTargets
         for n in names where !n.hasPrefix(".") { #expect(FuzzTargets.named(n) != nil, "Fuzz/Regressions/\(n) is no target") }
     }
 }
-
-/// Inputs that still crash code outside the fuzz owner's files; each is reported to the lead.
-/// Enable once the named file is fixed (then move the input up to Fuzz/Regressions/TARGET/).
-@Suite struct FuzzKnownBugs {
-    @Test(.disabled("bug: SurGard.swift:81-84 indexes Array(String) Characters by byte offsets; a 20-byte line holding a multi-byte UTF-8 sequence or CR LF traps (index out of range)"))
-    func surgardMultiByteLine() throws {
-        let target = try #require(FuzzTargets.named("surgard"))
-        for file in FuzzRegressionTests.inputs("Regressions", "surgard/known-bugs") { target.run(Array(try Data(contentsOf: file))) }
-    }
-}

@@ -128,8 +128,6 @@ import Testing
         #expect(try alertState(rig, id)?["state"]?.stringValue == "open")
         let logGrowth = rig.daemon.log.utf8.count - logBefore
         print("ack flood: \(flood) bad acks sent in \(String(format: "%.2f", sendSeconds)) s, status in \(String(format: "%.3f", controlSeconds)) s, log +\(logGrowth) bytes, rejected \(rejected)")
-        withKnownIssue("bug: Gateway.swift:283 (memberAction.reject) logs one warning per rejected ack: the log grows without bound under a flood", isIntermittent: true) {
-            #expect(logGrowth < 64 * 1024, "\(flood) bad acks grew the log by \(logGrowth) bytes")
-        }
+        #expect(logGrowth < 64 * 1024, "\(flood) bad acks grew the log by \(logGrowth) bytes")
     }
 }

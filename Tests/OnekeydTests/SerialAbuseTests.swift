@@ -92,19 +92,17 @@ import Testing
         #expect(counter(s, "pages") >= 1)
         let logGrowth = rig.daemon.log.utf8.count - logBefore
         print("50 strangers x 20 frames: \(unknownEvents.count) unknown_device events, log +\(logGrowth) bytes")
-        withKnownIssue("bug: AlertDesk.swift:96-101 publishes an unknown_device event and logs a warning for every frame from an unknown address; [dedup] unknown_report_s is not applied", isIntermittent: true) {
-            #expect(perAddress.values.allSatisfy { $0.count == 1 }, "an unknown address reported twice")
-            #expect(unknownEvents.count <= 50, "\(unknownEvents.count) unknown_device events")
-            #expect(logGrowth < 32 * 1024, "1,000 stranger frames grew the log by \(logGrowth) bytes")
-            // Each stranger frame is stored (fsync) and published before the press behind it.
-            #expect(latency < 3, "the enrolled press waited \(latency) s behind 1,000 stranger frames")
-        }
+        #expect(perAddress.values.allSatisfy { $0.count == 1 }, "an unknown address reported twice")
+        #expect(unknownEvents.count <= 50, "\(unknownEvents.count) unknown_device events")
+        #expect(logGrowth < 32 * 1024, "1,000 stranger frames grew the log by \(logGrowth) bytes")
+        #expect(latency < 3, "the enrolled press waited \(latency) s behind 1,000 stranger frames")
         #expect(rig.daemon.isRunning)
     }
 
     /// A Sur-Gard line of 20 bytes but fewer than 20 Characters ("\r\n" is one grapheme) must be
-    /// NAKed; today it traps the daemon, and the receiver resends it: a crash loop.
-    @Test(.disabled("bug: SurGard.swift:81-84 indexes Characters by byte offsets (Fuzz/Regressions/surgard/known-bugs)"))
+    /// NAKed; it used to trap the daemon, and the receiver resent it: a crash loop (found by the
+    /// fuzzer; inputs in Fuzz/Regressions/surgard/).
+    @Test
     func surgardLineWithCRLFInsideIsNAKedNotFatal() throws {
         let broker = try Broker()
         let pty = try PseudoTerminal()

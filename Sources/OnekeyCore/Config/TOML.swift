@@ -104,7 +104,14 @@ struct TOMLParser {
     mutating func skipBlank() { while i < b.count, b[i] == 32 || b[i] == 9 { i += 1 } }
 
     mutating func skipComment() {
-        if peek == UInt8(ascii: "#") { while i < b.count, b[i] != 10 { i += 1 } }
+        // Control characters other than tab are not allowed in comments (TOML 1.0): stop at one,
+        // so the caller reports it on its line.
+        guard peek == UInt8(ascii: "#") else { return }
+        while i < b.count, b[i] != 10 {
+            let c = b[i]
+            if (c < 32 && c != 9 && !(c == 13 && i + 1 < b.count && b[i + 1] == 10)) || c == 127 { return }
+            i += 1
+        }
     }
 
     /// After a value or header: only blanks and a comment may follow on the line.
@@ -231,6 +238,8 @@ struct TOMLParser {
             guard peek == UInt8(ascii: ".") else { return parts }
             i += 1
             skipBlank()
+            // Each segment is a table level: bound them like nesting (no 50,000-deep chain).
+            guard parts.count < Self.maxDepth else { throw fail("a dotted key with more than \(Self.maxDepth) parts") }
             parts.append(try simpleKey())
         }
     }
