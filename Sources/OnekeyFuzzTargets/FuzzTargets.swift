@@ -11,9 +11,6 @@ public struct FuzzTarget: Sendable {
 
 public enum FuzzTargets {
     /// The registry. A new parser of outside bytes gets a line here.
-    /// Hooks still to fill: `modem-at` (the modem's AT response parser, engineer `modem`,
-    /// Sources/OnekeyCore/Modem) and `control-validator` (the control request validator,
-    /// engineer `runtime`) — add `FuzzTarget(name:run:)` lines calling their entry points.
     public static let all: [FuzzTarget] = [
         FuzzTarget(name: "ev1527", run: DecoderFuzz.ev1527),
         FuzzTarget(name: "surgard", run: DecoderFuzz.surgard),
@@ -23,6 +20,7 @@ public enum FuzzTargets {
         FuzzTarget(name: "config", run: ConfigFuzz.config),
         FuzzTarget(name: "mqtt-ack", run: AckFuzz.ack),
         FuzzTarget(name: "control-request", run: WireFuzz.controlRequest),
+        FuzzTarget(name: "modem-at", run: { ATLineParser.fuzz($0) }),
     ]
 
     public static func named(_ name: String) -> FuzzTarget? { all.first { $0.name == name } }
