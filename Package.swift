@@ -12,6 +12,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.0"),
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
     ],
     targets: [
         // Thin C shims: module maps over the system libraries, nothing else.
@@ -22,6 +23,10 @@ let package = Package(
 
         // Pure domain core: models, configuration, decoders, dedup, roster, alert desk. No I/O; clock injected.
         .target(name: "OnekeyCore"),
+
+        // Fuzz target bodies (every parser of outside bytes), shared by the libFuzzer binary
+        // (scripts/fuzz.sh) and the regression replay in OnekeyCoreTests.
+        .target(name: "OnekeyFuzzTargets", dependencies: ["OnekeyCore"]),
 
         // Linux I/O: syscalls, termios, the sd-event loop, libmosquitto (non-threaded), sd_notify/journald, udev.
         .target(name: "OnekeyLinux", dependencies: [
@@ -37,7 +42,10 @@ let package = Package(
         ]),
 
         // onekeyctl's commands and rendering: a client of the control socket only.
-        .target(name: "OnekeyControl", dependencies: ["OnekeyCore", "OnekeyLinux"]),
+        .target(name: "OnekeyControl", dependencies: [
+            "OnekeyCore", "OnekeyLinux",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
 
         .executableTarget(name: "onekeyd", dependencies: ["OnekeyDaemon"]),
         .executableTarget(name: "onekeyctl", dependencies: ["OnekeyControl"]),
@@ -51,8 +59,8 @@ let package = Package(
         // Test-only: owns a umockdev testbed so tests can plug and unplug devices at run time.
         .executableTarget(name: "onekey-umockdev-helper", dependencies: ["CUmockdev"], path: "Tests/UmockdevHelper"),
 
-        .testTarget(name: "OnekeyCoreTests", dependencies: ["OnekeyCore"]),
-        .testTarget(name: "OnekeydTests", dependencies: ["OnekeyHarness", "OnekeyCore", "OnekeyLinux", "OnekeyControl", "onekeyd", "onekeyctl", "onekey-umockdev-helper"]),
+        .testTarget(name: "OnekeyCoreTests", dependencies: ["OnekeyCore", "OnekeyFuzzTargets"]),
+        .testTarget(name: "OnekeydTests", dependencies: ["OnekeyHarness", "OnekeyCore", "OnekeyLinux", "OnekeyControl", "OnekeyDaemon", "onekeyd", "onekeyctl", "onekey-umockdev-helper"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -2,7 +2,8 @@
 # Installs the Debian packages onekeyd builds, tests and runs with (Debian 12). Idempotent.
 set -euo pipefail
 PACKAGES=(libudev-dev libsqlite3-dev libmosquitto-dev libsystemd-dev mosquitto mosquitto-clients
-          umockdev libumockdev-dev socat tzdata systemd python3 openssl procps)
+          umockdev libumockdev-dev socat tzdata systemd python3 openssl procps
+          udev util-linux systemd-container debootstrap dpkg-dev binutils faketime)
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -7,7 +7,7 @@ enum ProcStats {
     static func field(_ file: String, _ name: String) -> Int? {
         guard let text = try? String(contentsOfFile: file, encoding: .utf8) else { return nil }
         for line in text.split(separator: "\n") where line.hasPrefix(name + ":") {
-            return Int(line.dropFirst(name.count + 1).split(separator: " ").first ?? "")
+            return Int(line.dropFirst(name.count + 1).split(whereSeparator: { $0 == " " || $0 == "\t" }).first ?? "")
         }
         return nil
     }
@@ -17,13 +17,21 @@ enum ProcStats {
     /// Bytes the process caused to be sent to the storage layer (`/proc/PID/io` write_bytes).
     static func writeBytes(_ pid: Int32) -> Int { field("/proc/\(pid)/io", "write_bytes") ?? -1 }
 
-    /// Voluntary + involuntary context switches summed over every thread: each is a wake-up.
-    static func contextSwitches(_ pid: Int32) -> Int {
+    /// Voluntary + involuntary context switches per thread (each is a wake-up), by thread id.
+    static func contextSwitches(_ pid: Int32) -> [String: Int] {
         let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")) ?? []
-        return tasks.reduce(0) { sum, tid in
+        var out = [String: Int]()
+        for tid in tasks {
             let f = "/proc/\(pid)/task/\(tid)/status"
-            return sum + (field(f, "voluntary_ctxt_switches") ?? 0) + (field(f, "nonvoluntary_ctxt_switches") ?? 0)
+            out[tid] = (field(f, "voluntary_ctxt_switches") ?? 0) + (field(f, "nonvoluntary_ctxt_switches") ?? 0)
         }
+        return out
+    }
+
+    /// Switches between two samples: threads alive at the end count from their first sample (or
+    /// from 0 when born in between); a thread that ended in between is not counted.
+    static func switchesBetween(_ a: [String: Int], _ b: [String: Int]) -> Int {
+        b.reduce(0) { $0 + max(0, $1.value - (a[$1.key] ?? 0)) }
     }
 
     static func cpuTicks(_ pid: Int32) -> Int {

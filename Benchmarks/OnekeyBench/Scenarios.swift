@@ -67,7 +67,7 @@ enum Scenarios {
         usleep(UInt32(seconds * 1e6))
         let cs1 = ProcStats.contextSwitches(d.pid), wb1 = ProcStats.writeBytes(d.pid), cpu1 = ProcStats.cpuTicks(d.pid)
         let hz = Double(sysconf(Int32(_SC_CLK_TCK)))
-        return IdleFigures(wakeupsPerMinute: Double(cs1 - cs0) * 60 / seconds, bytesPerHour: Double(wb1 - wb0) * 3600 / seconds,
+        return IdleFigures(wakeupsPerMinute: Double(ProcStats.switchesBetween(cs0, cs1)) * 60 / seconds, bytesPerHour: Double(wb1 - wb0) * 3600 / seconds,
                            cpuPercent: Double(cpu1 - cpu0) / hz / seconds * 100)
     }
 

@@ -1,143 +1,81 @@
+import ArgumentParser
 import Foundation
 import Glibc
 import OnekeyCore
 import OnekeyLinux
 
 /// `onekeyctl [--socket PATH] [--json] COMMAND` — a thin client of the control socket
-/// (CONTRACT §2, §8). Subcommands are a table: each turns its arguments into one request and
-/// renders the response for a terminal; `--json` prints the daemon's response as is.
+/// (CONTRACT §2, §8), built on swift-argument-parser: `help COMMAND`, `COMMAND --help`,
+/// `--version` and shell completions (`--generate-completion-script bash|zsh|fish`) come with it.
+/// Each command is one type in `Commands.swift`: its arguments become one request line, and its
+/// answer is rendered for a terminal (`Render`) or printed as is with `--json`.
 public enum Onekeyctl {
     public static let defaultSocket = "/run/onekeyd/control.sock"
+    /// Kept equal to `onekeyd --version` (checked by SystemPackageTests).
+    public static let version = "0.1.0"
 
-    struct Command: Sendable {
-        let name: String
-        let usage: String
-        let summary: String
-        /// Builds the request from the arguments after the command name.
-        let request: @Sendable ([String]) throws(UsageError) -> [(String, JSON)]
-        let render: @Sendable (JSON, Timestamp) -> String
-    }
-
-    struct UsageError: Error { let message: String }
-
-    static let commands: [Command] = [
-        Command(name: "status", usage: "status", summary: "gateway, broker link, ports, outbox and counters",
-                request: { args throws(UsageError) in try noArgs(args); return [] }, render: Render.status),
-        Command(name: "devices", usage: "devices", summary: "enrolled devices and when they were last heard",
-                request: { args throws(UsageError) in try noArgs(args); return [] }, render: Render.devices),
-        Command(name: "alerts", usage: "alerts [--all]", summary: "open alerts (--all: also closed ones)",
-                request: { args throws(UsageError) in
-                    var p = ArgParser(args); let all = p.flag("--all"); try p.finish()
-                    return [("all", .bool(all))]
-                }, render: Render.alerts),
-        Command(name: "alert", usage: "alert ID", summary: "one alert and its events",
-                request: { args throws(UsageError) in
-                    var p = ArgParser(args); let id = try p.positional("ID"); try p.finish()
-                    return [("id", .string(id))]
-                }, render: Render.alert),
-        Command(name: "ack", usage: "ack ID --member M", summary: "acknowledge for a member (stops escalation)",
-                request: { args throws(UsageError) in try action(args) }, render: Render.action("acked")),
-        Command(name: "resolve", usage: "resolve ID --member M [--note TEXT]", summary: "close an alert",
-                request: { args throws(UsageError) in try action(args, note: true) }, render: Render.action("resolved")),
-        Command(name: "decline", usage: "decline ID --member M", summary: "a member cannot go: fire the next step now",
-                request: { args throws(UsageError) in try action(args) }, render: Render.action("declined")),
-        Command(name: "oncall", usage: "oncall [--grid G] [--at RFC3339]", summary: "who is on call now (or at a time)",
-                request: { args throws(UsageError) in
-                    var p = ArgParser(args)
-                    var r: [(String, JSON)] = []
-                    if let g = try p.option("--grid") { r.append(("grid", .string(g))) }
-                    if let at = try p.option("--at") { r.append(("at", .string(at))) }
-                    try p.finish()
-                    return r
-                }, render: Render.oncall),
-        Command(name: "roster", usage: "roster gaps [--days N]", summary: "windows in which a grid has no primary on shift",
-                request: { args throws(UsageError) in
-                    var p = ArgParser(args)
-                    guard try p.positional("gaps") == "gaps" else { throw UsageError(message: "usage: onekeyctl roster gaps [--days N]") }
-                    var r: [(String, JSON)] = [("cmd", .string("roster-gaps"))]
-                    if let d = try p.option("--days") {
-                        guard let n = Int(d), n > 0 else { throw UsageError(message: "--days takes a positive number") }
-                        r.append(("days", .int(Int64(n))))
-                    }
-                    try p.finish()
-                    return r
-                }, render: Render.gaps),
-        Command(name: "test-alert", usage: "test-alert --device D", summary: "send a press marked test through the whole path",
-                request: { args throws(UsageError) in
-                    var p = ArgParser(args)
-                    guard let d = try p.option("--device") else { throw UsageError(message: "test-alert needs --device D") }
-                    try p.finish()
-                    return [("device", .string(d))]
-                }, render: { r, _ in "test alert \(r["alert"]?.stringValue ?? "?") raised" }),
-        Command(name: "reload", usage: "reload", summary: "re-read the configuration file",
-                request: { args throws(UsageError) in try noArgs(args); return [] },
-                render: { r, _ in "configuration reloaded from \(r["config"]?.stringValue ?? "?")" }),
-        Command(name: "outbox", usage: "outbox", summary: "messages waiting for the broker, and since when",
-                request: { args throws(UsageError) in try noArgs(args); return [] }, render: Render.outbox),
-        Command(name: "modem", usage: "modem", summary: "the second path: modem registration, signal, SIM, SMS waiting and sent",
-                request: { args throws(UsageError) in try noArgs(args); return [] }, render: { r, _ in Render.modem(r["modem"]) }),
-    ]
-
-    static func noArgs(_ args: [String]) throws(UsageError) {
-        if let a = args.first { throw UsageError(message: "unexpected argument \(a)") }
-    }
-
-    static func action(_ args: [String], note: Bool = false) throws(UsageError) -> [(String, JSON)] {
-        var p = ArgParser(args)
-        let id = try p.positional("ID")
-        guard let m = try p.option("--member") else { throw UsageError(message: "--member M is required") }
-        var r: [(String, JSON)] = [("id", .string(id)), ("member", .string(m))]
-        if note, let n = try p.option("--note") { r.append(("note", .string(n))) }
-        try p.finish()
-        return r
-    }
-
-    public static var usage: String {
-        var s = "usage: onekeyctl [--socket PATH] [--json] COMMAND\n\ncommands:\n"
-        let width = commands.map(\.usage.count).max() ?? 0
-        for c in commands { s += "  \(c.usage.padding(toLength: width, withPad: " ", startingAt: 0))  \(c.summary)\n" }
-        return s
-    }
-
+    /// Runs one invocation; returns the process exit code (sysexits, CONTRACT §2).
     public static func main(_ arguments: [String]) -> Int32 {
-        var socket = ProcessInfo.processInfo.environment["ONEKEYD_SOCKET"] ?? defaultSocket
-        var json = false
-        var args = Array(arguments.dropFirst())
-        while let a = args.first, a.hasPrefix("-") {
-            args.removeFirst()
-            switch a {
-            case "--socket":
-                guard !args.isEmpty else { return fail(64, "--socket needs a path") }
-                socket = args.removeFirst()
-            case "--json": json = true
-            case "--help", "-h": print(usage, terminator: ""); return 0
-            default: return fail(64, "unknown option \(a)\n\(usage)")
-            }
+        let args = hoistingGlobalOptions(Array(arguments.dropFirst()))
+        if let name = firstCommandName(args), !RootCommand.names.contains(name) {
+            return fail(64, "unknown command \(name); onekeyctl --help lists the commands")
         }
-        guard let name = args.first else { return fail(64, usage) }
-        guard let command = commands.first(where: { $0.name == name }) else { return fail(64, "unknown command \(name)\n\(usage)") }
-        var fields: [(String, JSON)]
-        do { fields = try command.request(Array(args.dropFirst())) } catch { return fail(64, "\(error.message)\nusage: onekeyctl \(command.usage)") }
-        if !fields.contains(where: { $0.0 == "cmd" }) { fields.insert(("cmd", .string(name)), at: 0) }
+        do {
+            var command = try RootCommand.parseAsRoot(args)
+            try command.run()
+            return 0
+        } catch let exit as ExitCode {
+            return exit.rawValue
+        } catch {
+            let code = RootCommand.exitCode(for: error).rawValue
+            let message = RootCommand.fullMessage(for: error)
+            if code == 0 {
+                print(message)
+                return 0
+            }
+            // ArgumentParser says "Error: …" and then the usage; onekeyctl's errors start with
+            // "onekeyctl: " like every other line it writes to stderr.
+            let text = message.hasPrefix("Error: ") ? String(message.dropFirst(7)) : message
+            return fail(code == ExitCode.validationFailure.rawValue ? 64 : code, text)
+        }
+    }
 
-        let response: JSON
-        do { response = try request(JSON.object(fields), socket: socket) } catch {
-            return fail(69, "cannot reach onekeyd at \(socket): \(error)")
-        }
-        if json { print(response.text) }
-        guard response["ok"]?.boolValue == true else {
-            let code: Int32
-            switch response["code"]?.stringValue {
-            case "usage": code = 64
-            case "not_found", "bad_data": code = 65
-            case "config": code = 78
-            case "denied": code = 77
-            default: code = 70
+    /// `--socket PATH` and `--json` may stand before the command (CONTRACT §2): they are moved
+    /// behind it, where the command's own parser takes them.
+    static func hoistingGlobalOptions(_ args: [String]) -> [String] {
+        var before: [String] = []
+        var global: [String] = []
+        var i = 0
+        while i < args.count, args[i].hasPrefix("-") {
+            let a = args[i]
+            if a == "--json" || a.hasPrefix("--socket=") {
+                global.append(a)
+            } else if a == "--socket", i + 1 < args.count {
+                global += [a, args[i + 1]]
+                i += 1
+            } else {
+                before.append(a)
             }
-            return fail(code, response["error"]?.stringValue ?? "request failed")
+            i += 1
         }
-        if !json { print(command.render(response, SystemClock().now().wall)) }
-        return 0
+        let rest = Array(args[i...])
+        guard !rest.isEmpty, !global.isEmpty else { return before + global + rest }
+        // `help COMMAND` explains; where it would connect to does not matter.
+        if rest[0] == "help" { return before + rest }
+        // Behind the innermost command name (`roster gaps`), before that command's arguments.
+        var cut = 1
+        if rest[0] == "roster", rest.count > 1, !rest[1].hasPrefix("-") { cut = 2 }
+        return before + Array(rest[..<cut]) + global + Array(rest[cut...])
+    }
+
+    static func firstCommandName(_ args: [String]) -> String? {
+        var i = 0
+        while i < args.count {
+            if args[i] == "--socket" || args[i] == "--generate-completion-script" { i += 2; continue }
+            if !args[i].hasPrefix("-") { return args[i] }
+            i += 1
+        }
+        return nil
     }
 
     /// One request, one response line.
@@ -145,37 +83,71 @@ public enum Onekeyctl {
         try JSON.parse(UnixSocket.exchangeLine(path: socket, body.bytes, timeoutMs: timeoutMs))
     }
 
+    /// Sends one command and prints its answer; throws `ExitCode` with the contract's code.
+    static func send(_ cmd: String, _ fields: [(String, JSON)], connection: Connection, timeoutMs: Int32 = 15_000,
+                     render: (JSON, Timestamp) -> String) throws {
+        let socket = connection.socketPath
+        let response: JSON
+        do {
+            response = try request(JSON.object([("cmd", .string(cmd))] + fields), socket: socket, timeoutMs: timeoutMs)
+        } catch let e as SystemError where e.errno == EACCES || e.errno == EPERM {
+            throw ExitCode(fail(77, "not permitted to use \(socket): \(e); join the onekeyd group (adduser USER onekeyd, then log in again) or run as root"))
+        } catch {
+            throw ExitCode(fail(69, "cannot reach onekeyd at \(socket): \(error)"))
+        }
+        if connection.json { print(response.text) }
+        guard response["ok"]?.boolValue == true else {
+            throw ExitCode(fail(exitCode(forErrorCode: response["code"]?.stringValue), response["error"]?.stringValue ?? "request failed"))
+        }
+        if !connection.json { print(render(response, SystemClock().now().wall)) }
+    }
+
+    /// The daemon's error `code` → sysexits.
+    static func exitCode(forErrorCode code: String?) -> Int32 {
+        switch code {
+        case "usage": return 64
+        case "not_found", "bad_data": return 65
+        case "config": return 78
+        case "denied": return 77
+        case "unavailable": return 69
+        default: return 70
+        }
+    }
+
+    @discardableResult
     static func fail(_ code: Int32, _ message: String) -> Int32 {
         FileHandle.standardError.write(Data("onekeyctl: \(message)\n".utf8))
         return code
     }
 }
 
-/// `--flag`, `--option VALUE` and positionals, in any order.
-struct ArgParser {
-    var args: [String]
-    init(_ args: [String]) { self.args = args }
+/// The options every command takes, before or after its name.
+struct Connection: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp("The daemon's control socket (default: $ONEKEYD_SOCKET, else \(Onekeyctl.defaultSocket)).", valueName: "path"),
+            completion: .file())
+    var socket: String?
 
-    mutating func flag(_ name: String) -> Bool {
-        guard let i = args.firstIndex(of: name) else { return false }
-        args.remove(at: i)
-        return true
-    }
+    @Flag(name: .long, help: "Print the daemon's answer as one JSON document.")
+    var json = false
 
-    mutating func option(_ name: String) throws(Onekeyctl.UsageError) -> String? {
-        guard let i = args.firstIndex(of: name) else { return nil }
-        guard i + 1 < args.count else { throw Onekeyctl.UsageError(message: "\(name) needs a value") }
-        let v = args[i + 1]
-        args.removeSubrange(i...(i + 1))
-        return v
-    }
+    var socketPath: String { socket ?? ProcessInfo.processInfo.environment["ONEKEYD_SOCKET"] ?? Onekeyctl.defaultSocket }
+}
 
-    mutating func positional(_ what: String) throws(Onekeyctl.UsageError) -> String {
-        guard let i = args.firstIndex(where: { !$0.hasPrefix("--") }) else { throw Onekeyctl.UsageError(message: "missing \(what)") }
-        return args.remove(at: i)
-    }
+struct RootCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "onekeyctl",
+        abstract: "Talk to a running onekeyd panic-button gateway over its control socket.",
+        discussion: """
+            Options may stand before or after the command. Exit codes: 0 ok, 64 usage, 65 unknown \
+            alert/device/member, 69 daemon not reachable, 77 not permitted (join the onekeyd group), \
+            78 configuration error.
+            """,
+        version: "onekeyctl \(Onekeyctl.version)",
+        subcommands: [Status.self, Devices.self, Alerts.self, AlertCommand.self, Ack.self, Resolve.self, Decline.self,
+                      Oncall.self, Roster.self, TestAlert.self, Reload.self, Outbox.self, Unknown.self, Modem.self])
 
-    func finish() throws(Onekeyctl.UsageError) {
-        if let a = args.first { throw Onekeyctl.UsageError(message: "unexpected argument \(a)") }
+    /// Command names the parser knows, including its own `help`.
+    static var names: Set<String> {
+        Set(configuration.subcommands.map { $0._commandName } + ["help"])
     }
 }

@@ -153,4 +153,36 @@ enum Render {
         }
         return out
     }
+
+    static func unknown(_ r: JSON, _ now: Timestamp) -> String {
+        let list = r["unknown"]?.arrayValue ?? []
+        if list.isEmpty { return "no unknown addresses heard" }
+        return table(["DRIVER", "ADDRESS", "CODES", "FRAMES", "FIRST HEARD", "LAST HEARD"], list.map {
+            [s($0["driver"]), s($0["address"]), s($0["codes"]), s($0["frames"]),
+             relative($0["first_heard"]?.stringValue, now: now), relative($0["last_heard"]?.stringValue, now: now)]
+        }) + "\n\nenrol one with a [[device]] block: driver = \"DRIVER\", address = \"ADDRESS\", then onekeyctl reload"
+    }
+
+    /// The fields the daemon reports, in this order, under these labels; absent ones are left out.
+    static let modemFields: [(String, String)] = [
+        ("configured", "configured"), ("path", "port"), ("state", "state"), ("sim", "SIM"),
+        ("registration", "network"), ("signal", "signal"), ("sms_waiting", "SMS waiting"),
+        ("sms_sent", "SMS sent"), ("sms_failed", "SMS failed"), ("calls", "calls"), ("last_error", "last error"),
+    ]
+
+    static func modem(_ r: JSON, _ now: Timestamp) -> String {
+        guard let m = r["modem"], !m.isNull else { return "no modem configured" }
+        if m["configured"]?.boolValue == false { return "no modem configured" }
+        let known = Set(modemFields.map(\.0))
+        var rows = modemFields.compactMap { key, label in m[key].map { [label, s($0)] } }
+        // Anything newer daemons report that this client has no label for is shown too.
+        rows += (m.members).filter { !known.contains($0.0) }.map { [$0.0, s($0.1)] }
+        let width = rows.map { columns($0[0]) }.max() ?? 0
+        return rows.map { $0[0] + String(repeating: " ", count: width - columns($0[0]) + 2) + $0[1] }.joined(separator: "\n")
+    }
+}
+
+extension JSON {
+    /// An object's key-value pairs in order; empty for anything else.
+    var members: [(String, JSON)] { if case .object(let pairs) = self { return pairs }; return [] }
 }

@@ -65,14 +65,22 @@ extension Gateway {
         ControlCommand(name: "alerts", mutates: false, fields: ["all": .bool]) { g, req throws(ControlError) in
             let all = req["all"]?.boolValue ?? false
             let alerts: [Alert]
-            do { alerts = try g.store.alerts(includeClosed: all) } catch { throw ControlError(.internalError, "\(error)") }
+            if all {
+                do { alerts = try g.store.alerts(includeClosed: true) } catch { throw ControlError(.internalError, "\(error)") }
+            } else {
+                // Open alerts from the desk: right also while the store cannot write (CONTRACT §10).
+                alerts = g.desk.openAlerts.values.sorted { $0.id > $1.id }
+            }
             return .now([("alerts", .array(alerts.map { Payloads.alert($0, gateway: g.config.gateway.id, key: nil) }))])
         },
         ControlCommand(name: "alert", mutates: false, fields: ["id": .string]) { g, req throws(ControlError) in
             let id = try req.requiredString("id")
             let found: Alert?
             let events: [GatewayEvent]
-            do { found = try g.store.alert(id: id); events = try g.store.events(alert: id) } catch { throw ControlError(.internalError, "\(error)") }
+            do {
+                found = try g.desk.openAlerts[id] ?? g.store.alert(id: id)
+                events = try g.store.events(alert: id)
+            } catch { throw ControlError(.internalError, "\(error)") }
             guard let alert = found else { throw ControlError(.notFound, "unknown alert \(id)") }
             let gw = g.config.gateway.id
             return .now([("alert", Payloads.alert(alert, gateway: gw, key: nil)),
@@ -95,7 +103,7 @@ extension Gateway {
         ControlCommand(name: "outbox", mutates: false, fields: [:]) { g, _ throws(ControlError) in
             let s: (count: Int, oldest: Timestamp?, topics: [(topic: String, count: Int, since: Timestamp)])
             do { s = try g.store.outboxSummary() } catch { throw ControlError(.internalError, "\(error)") }
-            return .now([("count", .int(Int64(s.count))), ("oldest", .optional(s.oldest)), ("in_flight", .int(Int64(g.outboxInFlight))),
+            return .now([("count", .int(Int64(s.count + g.journal.heldMessages))), ("held", .int(Int64(g.journal.heldMessages))), ("oldest", .optional(s.oldest)), ("in_flight", .int(Int64(g.outboxInFlight))),
                          ("connected", .bool(g.connected)),
                          ("topics", .array(s.topics.map { .object([("topic", .string($0.topic)), ("count", .int(Int64($0.count))), ("since", .string($0.since.rfc3339))]) }))])
         },
@@ -191,6 +199,9 @@ extension Gateway {
                               ("tls", .bool(config.mqtt.tls)), ("last_error", .optional(lastLinkErrorText))])),
             ("open_alerts", .int(Int64(desk.openAlerts.count))),
             ("outbox", .object([("count", .int(Int64(outboxDepth))), ("in_flight", .int(Int64(outboxInFlight)))])),
+            ("store", .object([("path", .string(store.path)), ("fault", .optional(journal.fault)),
+                               ("held_messages", .int(Int64(journal.heldMessages))), ("held_events", .int(Int64(journal.heldEvents))),
+                               ("dropped", .int(Int64(journal.dropped)))])),
             ("ports", .array(ports.values.sorted { $0.config.path < $1.config.path }.map { $0.statusJSON() })),
             ("counters", .object([("frames", .int(Int64(counters.frames))), ("garbage_bytes", .int(Int64(counters.garbageBytes))),
                                   ("repeat_frames", .int(Int64(counters.repeats))), ("pages", .int(Int64(counters.pages))),

@@ -48,12 +48,31 @@ public enum Daemon {
         DaemonLogHandler.bootstrap(level: ProcessInfo.processInfo.environment["ONEKEYD_DEBUG"] != nil ? .debug : .info)
         let logger = Logger(label: "onekeyd")
 
+        // One daemon per state_dir (CONTRACT §10): the lock comes before anything is opened.
+        let lock: StoreLock
+        do {
+            try FileManager.default.createDirectory(atPath: config.gateway.stateDir, withIntermediateDirectories: true)
+            lock = try StoreLock.acquire(directory: config.gateway.stateDir)
+        } catch let e as StoreLock.Failure {
+            if case .held = e { return fail(75, "\(e); refusing to start a second instance on \(config.gateway.stateDir)") }
+            return fail(73, "cannot lock the state directory \(config.gateway.stateDir): \(e)")
+        } catch {
+            return fail(73, "cannot create the state directory \(config.gateway.stateDir): \(error)")
+        }
+
         let store: Store
         do {
-            store = try Store(directory: config.gateway.stateDir,
-                              synchronousFull: ProcessInfo.processInfo.environment["ONEKEYD_BENCH_RELAXED_DURABILITY"] == nil)
+            store = try Store(directory: config.gateway.stateDir)
         } catch {
             return fail(73, "cannot open the store in \(config.gateway.stateDir): \(error)")
+        }
+        switch store.opening {
+        case .replacedCorrupt(let reason, let movedTo):
+            logger.critical("the store was corrupt (\(reason)): kept as \(movedTo); started a new, empty store")
+        case .migrated(let from, let vacuumed):
+            logger.notice("store migrated from \(from)\(vacuumed ? "" : " (not compacted: not enough free space)")")
+        case .created, .opened:
+            break
         }
 
         let loop: EventLoop
@@ -70,6 +89,7 @@ public enum Daemon {
         gateway.storeClosed = true
         do { try store.close() } catch { logger.error("closing the store: \(error)") }
         withExtendedLifetime(runtime) {}
+        withExtendedLifetime(lock) {}
         if code < 0 {
             logger.critical("event loop failed: \(String(cString: strerror(-code)))")
             return 70

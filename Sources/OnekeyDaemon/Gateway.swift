@@ -17,6 +17,8 @@ public final class Gateway {
     let logger: Logger
     let clock: any GatewayClock
     let store: Store
+    /// The store, or memory while the store cannot write (CONTRACT §10).
+    let journal: Journal
     public internal(set) var desk: AlertDesk
     public var config: GatewayConfig { desk.config }
     let startedAt: Timestamp
@@ -35,8 +37,8 @@ public final class Gateway {
     private var outboxTail: Int64?
     private var acked: [Int64] = []
     private var flushAckedSoon: EventLoop.Timer!
-    /// Messages in the outbox (kept in memory so the summary costs no query).
-    public private(set) var outboxDepth = 0
+    /// Messages not yet delivered to the broker, stored or held (no query).
+    public var outboxDepth: Int { journal.depth }
     static let window = 256
     static let ackFlushDelay = 0.2
 
@@ -56,6 +58,10 @@ public final class Gateway {
     /// Every repeated log line goes through here (CONTRACT §8: no client floods the log).
     var logLimiter = LogLimiter(intervalSeconds: 60)
     private var housekeeping: EventLoop.Timer!
+    /// Writes what the journal holds in memory once the store works again.
+    private var storeRetry: EventLoop.Timer!
+    /// Prunes old events and closed alerts in small batches (CONTRACT §3 `keep_days`).
+    private var retention: EventLoop.Timer!
     /// Replaces the broker link after its settings changed (set by the runtime).
     var relink: (() -> Void)?
     /// Called when the outbox drains or the link drops (shutdown waits on it).
@@ -82,14 +88,53 @@ public final class Gateway {
         self.clock = clock
         self.logger = logger
         startedAt = clock.now().wall
-        desk = AlertDesk(config: config, openAlerts: try store.openAlerts(), devices: try store.devices(), issuedIDs: try store.greatestIDs(), at: clock.now())
-        outboxDepth = try store.outboxSummary().count
+        let now = clock.now()
+        // Repeats of a press stored just before a restart are still repeats (CONTRACT §5).
+        let recent = try store.recentEvents(since: now.wall.adding(milliseconds: -Int64(max(config.dedup.repeatWindowMs, 1))))
+        desk = AlertDesk(config: config, openAlerts: try store.openAlerts(), devices: try store.devices(), issuedIDs: try store.greatestIDs(),
+                         recentEvents: recent, at: now)
+        journal = try Journal(store: store)
         for a in try store.alerts(includeClosed: true, limit: 4096).reversed() where a.state.isClosed { desk.rememberClosed(a) }
         offload = try Offload(loop: loop)
         escalationTimer = try loop.addTimer(priority: .deadline) { [unowned self] in escalationFired() }
         flushAckedSoon = try loop.addTimer(priority: .batch) { [unowned self] in flushAcked() }
         housekeeping = try loop.addTimer() { [unowned self] in housekeep() }
         housekeeping.arm(afterSeconds: 10)
+        storeRetry = try loop.addTimer() { [unowned self] in retryStore() }
+        retention = try loop.addTimer(priority: .batch) { [unowned self] in prune() }
+        retention.arm(afterSeconds: Self.firstPruneDelay)
+    }
+
+    static let firstPruneDelay = 5.0
+    static let storeRetryInterval = 5.0
+
+    // MARK: Store faults and retention
+
+    /// While the journal holds outcomes in memory: try the store again (every 5 s while it
+    /// fails; at once again while a big backlog is being written).
+    private func retryStore() {
+        if let line = journal.retry() { logger.critical("\(line)") }
+        if journal.fault == nil && journal.heldMessages + journal.heldEvents > 0 {
+            storeRetry.arm(afterSeconds: 0.01)
+        } else if journal.fault != nil {
+            storeRetry.arm(afterSeconds: Self.storeRetryInterval)
+        }
+        summaryChanged()
+    }
+
+    /// One small batch of retention at a time, off the alarm path (`.batch` priority): again
+    /// soon while there is more to prune, hourly once caught up.
+    private func prune() {
+        guard !storeClosed else { return }
+        guard journal.fault == nil else { retention.arm(afterSeconds: 60); return }
+        do {
+            let n = try store.pruneStep(now: clock.now().wall, keepDays: config.store.keepDays)
+            if n > 0 { logger.debug("retention: pruned \(n) old row(s)") }
+            retention.arm(afterSeconds: n > 0 ? 0.2 : 3600)
+        } catch {
+            logLimited("store-prune", .error, "retention: \(error)")
+            retention.arm(afterSeconds: 600)
+        }
     }
 
     // MARK: Logging, rate-limited
@@ -145,18 +190,19 @@ public final class Gateway {
         guard outcome.changesState, !storeClosed else { return true }
         var stored = true
         let caughtUp = outboxTail != nil && outboxTail == sentThrough
-        do {
-            let rows = try store.commit(outcome, at: clock.now().wall)
+        // Stored durably, or held in memory in order while the store cannot write: either way
+        // the messages go out in order, and a page is never dropped because the store failed.
+        let recorded = journal.record(outcome, at: clock.now().wall)
+        if let line = recorded.log { logger.critical("\(line)") }
+        if recorded.durable {
             counters.commits += 1
-            outboxDepth += rows.count
-            if let last = rows.last?.seq, outboxTail != nil { outboxTail = last }
-            if caughtUp { send(rows) } else { pump() }
-        } catch {
+        } else {
             stored = false
             counters.storeErrors += 1
-            logLimited("store-commit", .critical, "could not store \(outcome.events.count) event(s) and \(outcome.alerts.count) alert change(s): \(error); publishing without the outbox")
-            for m in outcome.outbox { _ = link?.publish(topic: m.topic, payload: m.payload, retain: m.retain) }
+            if !storeRetry.armed { storeRetry.arm(afterSeconds: Self.storeRetryInterval) }
         }
+        if let last = recorded.messages.last?.seq, outboxTail != nil { outboxTail = last }
+        if caughtUp { send(recorded.messages) } else { pump() }
         counters.pages += outcome.pages
         modem?.applied(outcome, at: clock.now().wall)
         rearmEscalation()
@@ -254,13 +300,7 @@ public final class Gateway {
         guard !storeClosed, !acked.isEmpty else { return }
         let seqs = acked
         acked = []
-        do {
-            try store.deleteOutbox(seqs)
-            outboxDepth -= seqs.count
-        } catch {
-            counters.storeErrors += 1
-            logLimited("store-delete", .error, "could not delete \(seqs.count) delivered message(s) from the outbox: \(error) (they will be sent again)")
-        }
+        journal.delivered(seqs)
         if outboxTail == nil || outboxTail != sentThrough { pump() }
         if outboxDepth == 0 || inflight.isEmpty { onOutboxIdle?() }
         summaryChanged()
@@ -285,11 +325,7 @@ public final class Gateway {
     func pump() {
         guard connected, let link, !storeClosed else { return }
         while inflight.count < Self.window {
-            let rows: [OutboxRow]
-            do { rows = try store.outbox(after: sentThrough, limit: Self.window - inflight.count) } catch {
-                logLimited("store-read", .error, "cannot read the outbox: \(error)")
-                return
-            }
+            let rows = journal.pending(after: sentThrough, limit: Self.window - inflight.count)
             if rows.isEmpty { outboxTail = sentThrough; return }
             for row in rows {
                 guard let (gen, mid) = link.publish(topic: row.message.topic, payload: row.message.payload, retain: row.message.retain) else {
@@ -314,7 +350,7 @@ public final class Gateway {
             counters.rejectedActions += 1
             var meta: Logger.Metadata = ["member": "\(member)"]
             if let alert { meta["alert_id"] = "\(alert)" }
-            logLimited("rejected-action:\(member)", .warning, "rejected action from \(member): \(why)", metadata: meta)
+            logLimited("rejected-action", .warning, "rejected action from \(member): \(why)", metadata: meta)
         }
         guard let body = try? JSON.parse(payload) else { return reject("payload is not JSON") }
         guard let alertID = body["alert"]?.stringValue else { return reject("no \"alert\" field") }
@@ -335,6 +371,7 @@ public final class Gateway {
         let openPorts = ports.values.filter(\.isOpen).count
         let modemState = modem.map { ", modem \($0.status.state.rawValue)" } ?? ""
         return "\(connected ? "broker connected" : "broker unreachable"), \(desk.openAlerts.count) open alert(s), outbox \(outboxDepth), ports \(openPorts)/\(ports.count) open\(modemState)"
+            + (journal.fault.map { ", STORE FAULT: \($0)" } ?? "")
     }
 
     func summaryChanged() {

@@ -148,18 +148,15 @@ final class ModemPort {
             return
         }
         decideTimer.arm(afterSeconds: Self.decideEverySeconds)
+        // Stored and held (a full disk) pages alike: the journal merges them in seq order.
         var undelivered: [PageSummary] = []
-        do {
-            while true {
-                let rows = try gateway.store.outbox(after: scannedThrough, limit: 1024)
-                guard let last = rows.last else { break }
-                scannedThrough = last.seq
-                for r in rows where r.message.topic.hasSuffix("/pages") {
-                    if let p = PageSummary(outboxKey: r.message.key, payload: r.message.payload) { undelivered.append(p) }
-                }
+        while true {
+            let rows = gateway.journal.pending(after: scannedThrough, limit: 1024)
+            guard let last = rows.last else { break }
+            scannedThrough = last.seq
+            for r in rows where r.message.topic.hasSuffix("/pages") {
+                if let p = PageSummary(outboxKey: r.message.key, payload: r.message.payload) { undelivered.append(p) }
             }
-        } catch {
-            gateway.logLimited("store-read", .error, "cannot read the outbox for the second path: \(error)")
         }
         let decision = secondPath.decide(now: gateway.clock.now().wall, brokerUnreachableForMs: downMs, undelivered: undelivered,
                                          openAlerts: Array(gateway.desk.openAlerts.values))

@@ -8,7 +8,7 @@ import OnekeyCore
 /// back (nothing confirmed is sent twice) and every SMS still here is queued again (nothing lost).
 extension Store {
     static func registerSecondPath(_ m: inout DatabaseMigrator) {
-        m.registerMigration("v2: second path (sms_outbox, second_path_keys)") { db in
+        m.registerMigration("v3: second path (sms_outbox, second_path_keys)") { db in
             try db.execute(sql: """
                 CREATE TABLE sms_outbox (
                     id TEXT PRIMARY KEY, alert_id TEXT NOT NULL, number TEXT NOT NULL, parts TEXT NOT NULL,

@@ -1,125 +1,233 @@
 import Foundation
 import GRDB
 import OnekeyCore
+import Synchronization
 
 /// A message waiting in the outbox.
 public struct OutboxRow: Sendable, Equatable {
     public var seq: Int64
     public var message: OutboundMessage
     public var createdAt: Timestamp
+
+    public init(seq: Int64, message: OutboundMessage, createdAt: Timestamp) {
+        self.seq = seq; self.message = message; self.createdAt = createdAt
+    }
 }
 
-/// The SQLite store (WAL) in `state_dir`: every event, alert, device state and every message
-/// for the broker. One transaction per input: the state change and the messages it causes are
-/// committed together, before anything is published.
-///
-/// Durability: `synchronous = FULL` in WAL mode, so a commit returns only after the WAL is
-/// fsynced; a press the gateway has acted on (paged, or ACKed to a receiver) survives a crash
-/// or power loss. The benchmark's `--relaxed` run (synchronous = NORMAL) shows what that costs.
-public final class Store: @unchecked Sendable {
-    public let path: String
-    let db: DatabaseQueue
+/// What one transaction writes: events, alerts and devices in their latest state, and outbox rows
+/// whose `seq` the caller already allocated (`Store.allocateSeqs`).
+public struct StoreBatch: Sendable {
+    public var events: [GatewayEvent] = []
+    public var alerts: [Alert] = []
+    public var devices: [DeviceState] = []
+    public var outbox: [OutboxRow] = []
 
-    public init(directory: String, synchronousFull: Bool = true) throws {
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        path = directory + "/onekeyd.sqlite"
-        var config = Configuration()
-        config.label = "onekeyd.store"
-        config.busyMode = .timeout(5)
-        config.prepareDatabase { db in
-            try db.execute(sql: "PRAGMA journal_mode = WAL")
-            try db.execute(sql: synchronousFull ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL")
-        }
-        db = try DatabaseQueue(path: path, configuration: config)
-        try Self.migrator.migrate(db)
+    public init() {}
+    public var isEmpty: Bool { events.isEmpty && alerts.isEmpty && devices.isEmpty && outbox.isEmpty }
+}
+
+/// The SQLite store in `state_dir` (`onekeyd.sqlite`): every event, alert, device state and every
+/// message for the broker. One transaction per input: the state change and the messages it causes
+/// are committed together, before anything is published.
+///
+/// - Durability: WAL with `synchronous = FULL`: a commit returns only after the WAL is fdatasynced.
+///   Outbox deletes and retention run with `synchronous = NORMAL` (no fsync of their own; a lost
+///   delete only resends a message with the same `msg_id`, a lost prune is redone).
+/// - `locking_mode = EXCLUSIVE`: no other process opens the file (`StoreLock` guards the directory),
+///   so no per-transaction fcntl locks and no `-shm` file.
+/// - Few pages per press: 1 KiB pages, events and devices `WITHOUT ROWID`, alerts updated in place
+///   (upsert, no delete+insert), the outbox keyed by a seq the store counts in memory (no
+///   `sqlite_sequence` page). See `docs/benchmarks.md` / the report for the measured bytes.
+/// - Bounded file: `auto_vacuum = INCREMENTAL`, `pruneStep` (StoreRetention.swift),
+///   `journal_size_limit`, TRUNCATE checkpoints when idle.
+/// - Opening a corrupt file moves it aside and starts a new store (StoreOpening.swift).
+public final class Store: Sendable {
+    public let path: String
+    /// What happened when the store was opened (the daemon logs `.replacedCorrupt` as critical).
+    public let opening: StoreOpening
+    let db: DatabaseQueue
+    let synchronousFull: Bool
+    /// The greatest outbox seq issued in this run (never reused while the process lives).
+    private let lastSeq: Mutex<Int64>
+    /// Delivered outbox seqs not yet deleted: folded into the next commit (the freed leaf is
+    /// reused by that commit's inserts, so the page is written once) or flushed by `flushDeletes`.
+    private let queuedDeletes = Mutex<[Int64]>([])
+    static let deleteFlushThreshold = 512
+
+    /// Page size for new stores (measured: see `StoreTests.bytesPerPress`).
+    public static let defaultPageSize = 1024
+
+    public init(directory: String, synchronousFull: Bool = true, pageSize: Int = Store.defaultPageSize,
+                autoVacuum: Bool = Store.defaultAutoVacuum) throws {
+        self.synchronousFull = synchronousFull
+        path = directory + "/" + Self.fileName
+        let (queue, opening) = try Self.openRecovering(directory: directory, path: path, synchronousFull: synchronousFull, pageSize: pageSize, autoVacuum: autoVacuum)
+        db = queue
+        self.opening = opening
+        let maxSeq = try queue.read { db in try Int64.fetchOne(db, sql: "SELECT MAX(seq) FROM outbox") } ?? 0
+        lastSeq = Mutex(maxSeq)
     }
 
-    static var migrator: DatabaseMigrator {
-        var m = DatabaseMigrator()
-        m.registerMigration("v1: events, alerts, devices, outbox") { db in
-            try db.execute(sql: """
-                CREATE TABLE events (
-                    id TEXT PRIMARY KEY, device TEXT, driver TEXT NOT NULL, address TEXT NOT NULL,
-                    kind TEXT NOT NULL, code TEXT NOT NULL, received_at INTEGER NOT NULL, raw BLOB NOT NULL,
-                    alert_id TEXT, test INTEGER NOT NULL DEFAULT 0);
-                CREATE INDEX events_alert ON events(alert_id);
-                CREATE TABLE alerts (
-                    id TEXT PRIMARY KEY, device TEXT NOT NULL, kind TEXT NOT NULL, state TEXT NOT NULL,
-                    grid TEXT NOT NULL, resident TEXT NOT NULL, location TEXT NOT NULL,
-                    raised_at INTEGER NOT NULL, last_press_at INTEGER NOT NULL, press_count INTEGER NOT NULL,
-                    step INTEGER NOT NULL, paged TEXT NOT NULL, acked_by TEXT, acked_at INTEGER,
-                    resolved_at INTEGER, resolved_by TEXT, note TEXT, test INTEGER NOT NULL,
-                    next_step_at INTEGER);
-                CREATE INDEX alerts_open ON alerts(state) WHERE state IN ('open', 'acked');
-                CREATE TABLE devices (
-                    id TEXT PRIMARY KEY, online INTEGER NOT NULL, last_seen INTEGER, battery_low INTEGER NOT NULL);
-                CREATE TABLE outbox (
-                    seq INTEGER PRIMARY KEY AUTOINCREMENT, topic TEXT NOT NULL, payload BLOB NOT NULL,
-                    retain INTEGER NOT NULL, msg_key TEXT NOT NULL, created_at INTEGER NOT NULL);
-                """)
+    public static let fileName = "onekeyd.sqlite"
+
+    /// Incremental auto-vacuum keeps pointer-map pages, written on every page allocation (measured:
+    /// see `StoreTests.bytesPerPress`); without it, freed pages are reused and `pruneStep` VACUUMs
+    /// when more than half the file is free.
+    public static let defaultAutoVacuum = false
+
+    static func configuration(synchronousFull: Bool, pageSize: Int, autoVacuum: Bool) -> Configuration {
+        var config = Configuration()
+        config.label = "onekeyd.store"
+        config.busyMode = .immediateError
+        config.prepareDatabase { db in
+            // Order matters: page size and auto_vacuum apply only to a file with no tables yet,
+            // and locking_mode must precede WAL so the wal-index lives in memory, not in -shm.
+            try db.execute(sql: "PRAGMA locking_mode = EXCLUSIVE")
+            try db.execute(sql: "PRAGMA page_size = \(pageSize)")
+            try db.execute(sql: autoVacuum ? "PRAGMA auto_vacuum = INCREMENTAL" : "PRAGMA auto_vacuum = NONE")
+            try db.execute(sql: "PRAGMA journal_mode = WAL")
+            try db.execute(sql: synchronousFull ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL")
+            try db.execute(sql: "PRAGMA journal_size_limit = 1048576")
+            try db.execute(sql: "PRAGMA wal_autocheckpoint = 1000")
         }
-        registerSecondPath(&m)
-        return m
+        return config
     }
 
     // MARK: Writing
 
-    /// Commits one outcome; returns the outbox rows it added, in order.
-    @discardableResult
-    public func commit(_ outcome: DeskOutcome, at t: Timestamp) throws -> [OutboxRow] {
-        try db.write { db in
-            for e in outcome.events {
-                try db.execute(sql: """
-                    INSERT INTO events (id, device, driver, address, kind, code, received_at, raw, alert_id, test)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                    """, arguments: [e.id, e.device, e.driver.rawValue, e.address, e.kind.rawValue, e.code,
-                                     e.receivedAt.milliseconds, Data(e.raw), e.alertID, e.test])
-            }
-            for a in outcome.alerts { try Self.upsert(a, db) }
-            for d in outcome.devices {
-                try db.execute(sql: "INSERT OR REPLACE INTO devices (id, online, last_seen, battery_low) VALUES (?, ?, ?, ?)",
-                               arguments: [d.id, d.online, d.lastSeen?.milliseconds, d.batteryLow])
-            }
-            var rows = [OutboxRow]()
-            for m in outcome.outbox {
-                try db.execute(sql: "INSERT INTO outbox (topic, payload, retain, msg_key, created_at) VALUES (?, ?, ?, ?, ?)",
-                               arguments: [m.topic, Data(m.payload), m.retain, m.key, t.milliseconds])
-                rows.append(OutboxRow(seq: db.lastInsertedRowID, message: m, createdAt: t))
-            }
-            return rows
+    /// Reserves `count` consecutive outbox seqs; returns the first. Seqs only grow within a run.
+    public func allocateSeqs(_ count: Int) -> Int64 {
+        lastSeq.withLock { last in
+            let first = last + 1
+            last += Int64(count)
+            return first
         }
     }
 
-    static func upsert(_ a: Alert, _ db: Database) throws {
-        try db.execute(sql: """
-            INSERT OR REPLACE INTO alerts (id, device, kind, state, grid, resident, location, raised_at, last_press_at,
-                press_count, step, paged, acked_by, acked_at, resolved_at, resolved_by, note, test, next_step_at)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-            """, arguments: [a.id, a.device, a.kind.rawValue, a.state.rawValue, a.grid, a.resident, a.location,
-                             a.raisedAt.milliseconds, a.lastPressAt.milliseconds, a.pressCount, a.step,
-                             JSON.array(a.paged.map { .string($0) }).text, a.ackedBy, a.ackedAt?.milliseconds,
-                             a.resolvedAt?.milliseconds, a.resolvedBy, a.note, a.test, a.nextStepAt?.milliseconds])
+    /// Commits one batch in one transaction (durable unless the store was opened relaxed), with
+    /// the queued outbox deletes folded in.
+    public func write(_ batch: StoreBatch) throws {
+        guard !batch.isEmpty else { return }
+        let deletes = queuedDeletes.withLock { q in defer { q = [] }; return q }
+        do {
+            try db.write { db in
+                try Self.delete(deletes, db)
+                try Self.insert(batch, db)
+            }
+        } catch {
+            queuedDeletes.withLock { $0 = deletes + $0 }
+            throw error
+        }
     }
 
-    /// Removes messages the broker acknowledged.
+    /// Compatibility for today's gateway: allocates seqs, commits, returns the outbox rows added.
+    @discardableResult
+    public func commit(_ outcome: DeskOutcome, at t: Timestamp) throws -> [OutboxRow] {
+        let batch = Self.batch(outcome, at: t, firstSeq: allocateSeqs(outcome.outbox.count))
+        try write(batch)
+        return batch.outbox
+    }
+
+    static func batch(_ outcome: DeskOutcome, at t: Timestamp, firstSeq: Int64) -> StoreBatch {
+        var b = StoreBatch()
+        b.events = outcome.events
+        b.alerts = outcome.alerts
+        b.devices = outcome.devices
+        b.outbox = outcome.outbox.enumerated().map { OutboxRow(seq: firstSeq + Int64($0.offset), message: $0.element, createdAt: t) }
+        return b
+    }
+
+    static func insert(_ b: StoreBatch, _ db: Database) throws {
+        for e in b.events {
+            try db.execute(sql: """
+                INSERT OR REPLACE INTO events (id, device, driver, address, kind, code, received_at, raw, alert_id, test)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """, arguments: [e.id, e.device, e.driver.rawValue, e.address, e.kind.rawValue, e.code,
+                                 e.receivedAt.milliseconds, Data(e.raw), e.alertID, e.test])
+        }
+        for a in b.alerts { try upsert(a, db) }
+        for d in b.devices {
+            try db.execute(sql: """
+                INSERT INTO devices (id, online, last_seen, battery_low) VALUES (?, ?, ?, ?)
+                ON CONFLICT(id) DO UPDATE SET online = excluded.online, last_seen = excluded.last_seen, battery_low = excluded.battery_low
+                """, arguments: [d.id, d.online, d.lastSeen?.milliseconds, d.batteryLow])
+        }
+        for r in b.outbox {
+            try db.execute(sql: "INSERT OR REPLACE INTO outbox (seq, topic, payload, retain, msg_key, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                           arguments: [r.seq, r.message.topic, Data(r.message.payload), r.message.retain, r.message.key, r.createdAt.milliseconds])
+        }
+    }
+
+    static let alertColumns = ["id", "device", "kind", "state", "grid", "resident", "location", "raised_at", "last_press_at",
+                               "press_count", "step", "paged", "acked_by", "acked_at", "resolved_at", "resolved_by", "note",
+                               "test", "next_step_at", "unattended"]
+
+    /// Inserts or updates in place (an update rewrites one leaf page, not the unique index).
+    static func upsert(_ a: Alert, _ db: Database) throws {
+        let cols = alertColumns
+        let sql = "INSERT INTO alerts (\(cols.joined(separator: ", "))) VALUES (\(cols.map { _ in "?" }.joined(separator: ", ")))"
+            + " ON CONFLICT(id) DO UPDATE SET " + cols.dropFirst().map { "\($0) = excluded.\($0)" }.joined(separator: ", ")
+        try db.execute(sql: sql, arguments: [
+            a.id, a.device, a.kind.rawValue, a.state.rawValue, a.grid, a.resident, a.location,
+            a.raisedAt.milliseconds, a.lastPressAt.milliseconds, a.pressCount, a.step,
+            JSON.array(a.paged.map { .string($0) }).text, a.ackedBy, a.ackedAt?.milliseconds,
+            a.resolvedAt?.milliseconds, a.resolvedBy, a.note, a.test, a.nextStepAt?.milliseconds, a.unattended])
+    }
+
+    /// Removes messages the broker acknowledged, without an fsync of its own: the seqs are queued
+    /// and deleted inside the next commit, or by `flushDeletes` (idle timer, `pruneStep`, `close`,
+    /// or when 512 are queued). A delete lost in a crash only resends a message with its `msg_id`.
     public func deleteOutbox(_ seqs: [Int64]) throws {
         guard !seqs.isEmpty else { return }
-        try db.write { db in
-            try db.execute(sql: "DELETE FROM outbox WHERE seq IN (\(seqs.map { _ in "?" }.joined(separator: ",")))",
-                           arguments: StatementArguments(seqs))
+        let queued = queuedDeletes.withLock { q in q += seqs; return q.count }
+        if queued >= Self.deleteFlushThreshold { try flushDeletes() }
+    }
+
+    /// Writes the queued deletes now, with `synchronous = NORMAL` (no fsync).
+    public func flushDeletes() throws {
+        let deletes = queuedDeletes.withLock { q in defer { q = [] }; return q }
+        guard !deletes.isEmpty else { return }
+        do { try relaxed { db in try Self.delete(deletes, db) } } catch {
+            queuedDeletes.withLock { $0 = deletes + $0 }
+            throw error
+        }
+    }
+
+    static func delete(_ seqs: [Int64], _ db: Database) throws {
+        for chunk in stride(from: 0, to: seqs.count, by: 500).map({ Array(seqs[$0..<min($0 + 500, seqs.count)]) }) {
+            try db.execute(sql: "DELETE FROM outbox WHERE seq IN (\(chunk.map { _ in "?" }.joined(separator: ",")))",
+                           arguments: StatementArguments(chunk))
+        }
+    }
+
+    /// Runs one transaction with `synchronous = NORMAL` (no fsync), then restores the setting.
+    func relaxed<T>(_ body: (Database) throws -> T) throws -> T {
+        try db.writeWithoutTransaction { db in
+            if synchronousFull { try db.execute(sql: "PRAGMA synchronous = NORMAL") }
+            defer { if synchronousFull { try? db.execute(sql: "PRAGMA synchronous = FULL") } }
+            var result: T?
+            try db.inTransaction {
+                result = try body(db)
+                return .commit
+            }
+            return result!
         }
     }
 
     // MARK: Reading
 
+    /// Undelivered rows after `seq` (queued deletes excluded).
     public func outbox(after seq: Int64, limit: Int) throws -> [OutboxRow] {
-        try db.read { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?", arguments: [seq, limit]).map(Self.outboxRow)
+        let deleted = Set(queuedDeletes.withLock { $0 })
+        return try db.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?", arguments: [seq, limit + deleted.count])
+                .map(Self.outboxRow).filter { !deleted.contains($0.seq) }.prefix(limit).map { $0 }
         }
     }
 
     public func outboxSummary() throws -> (count: Int, oldest: Timestamp?, topics: [(topic: String, count: Int, since: Timestamp)]) {
-        try db.read { db in
+        try flushDeletes()
+        return try db.read { db in
             let count = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM outbox") ?? 0
             let oldest = try Int64.fetchOne(db, sql: "SELECT MIN(created_at) FROM outbox").map(Timestamp.init(milliseconds:))
             let topics = try Row.fetchAll(db, sql: "SELECT topic, COUNT(*) AS n, MIN(created_at) AS since FROM outbox GROUP BY topic ORDER BY MIN(seq)").map {
@@ -155,6 +263,28 @@ public final class Store: @unchecked Sendable {
         try db.read { db in try Row.fetchAll(db, sql: "SELECT * FROM events WHERE alert_id = ? ORDER BY id", arguments: [id]).compactMap(Self.event) }
     }
 
+    /// Events received at or after `since` (oldest first, at most `limit`): the press deduplicator
+    /// is seeded with them at start, so repeat frames still buffered across a restart stay repeats.
+    /// Event ids are time-sortable and never go back (IdentifierSource), so the primary key bounds
+    /// the search (no extra index written per press); a wall clock stepped back only widens it.
+    public func recentEvents(since: Timestamp, limit: Int = 10_000) throws -> [GatewayEvent] {
+        let lowest = Self.idPrefix(at: since.adding(milliseconds: -60_000))
+        return try db.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM events WHERE id >= ? AND received_at >= ? ORDER BY id LIMIT ?",
+                             arguments: [lowest, since.milliseconds, limit]).compactMap(Self.event)
+        }
+    }
+
+    /// The 10-character time part of the ids IdentifierSource issues at `t` (ULID layout): it sorts
+    /// at or before every id issued at or after `t`.
+    static func idPrefix(at t: Timestamp) -> String {
+        let alphabet = Array("0123456789ABCDEFGHJKMNPQRSTVWXYZ".utf8)
+        var out = [UInt8](repeating: 0, count: 10)
+        var ms = UInt64(max(0, t.milliseconds))
+        for i in stride(from: 9, through: 0, by: -1) { out[i] = alphabet[Int(ms & 31)]; ms >>= 5 }
+        return String(decoding: out, as: UTF8.self)
+    }
+
     public func devices() throws -> [DeviceState] {
         try db.read { db in
             try Row.fetchAll(db, sql: "SELECT * FROM devices ORDER BY id").map {
@@ -172,8 +302,11 @@ public final class Store: @unchecked Sendable {
         }
     }
 
-    /// Closes the database (checkpointing the WAL) at shutdown.
-    public func close() throws { try db.close() }
+    /// Writes queued deletes and closes the database (checkpointing the WAL) at shutdown.
+    public func close() throws {
+        try? flushDeletes()
+        try db.close()
+    }
 
     /// A quick liveness probe for the watchdog: the store answers a read.
     public func isHealthy() -> Bool { (try? db.read { db in try Int.fetchOne(db, sql: "SELECT 1") }) == 1 }
@@ -186,7 +319,7 @@ public final class Store: @unchecked Sendable {
                      location: r["location"], raisedAt: ts("raised_at")!, lastPressAt: ts("last_press_at"),
                      pressCount: r["press_count"], step: r["step"], paged: paged, ackedBy: r["acked_by"],
                      ackedAt: ts("acked_at"), resolvedAt: ts("resolved_at"), resolvedBy: r["resolved_by"],
-                     note: r["note"], test: r["test"], nextStepAt: ts("next_step_at"))
+                     note: r["note"], test: r["test"], nextStepAt: ts("next_step_at"), unattended: r["unattended"])
     }
 
     static func event(_ r: Row) -> GatewayEvent? {

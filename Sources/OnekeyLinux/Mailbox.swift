@@ -60,6 +60,9 @@ public final class BackgroundWorker<Result: Sendable>: Sendable {
     }
 
     private func drain() {
+        // Below the event loop: on a 2-core board a district-sized answer must not take the
+        // CPU from a press (Linux nice is per thread; the loop keeps the process's).
+        _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), id_t(onekey_gettid()), 10)
         while true {
             let next = queue.withLock { q -> (Int, Job)? in
                 if q.jobs.isEmpty { q.running = false; return nil }

@@ -26,17 +26,33 @@ public struct SerialLine: Sendable, Equatable {
 }
 
 public enum SerialPort {
-    /// Opens `path` read/write, non-blocking, without becoming its controlling terminal, and puts
-    /// the line into raw mode with the given settings. Returns the descriptor.
+    /// Opens `path` read/write, non-blocking, without becoming its controlling terminal, claims it
+    /// exclusively (`claimExclusively`), and puts the line into raw mode with the given settings.
+    /// Returns the descriptor.
     public static func open(_ path: String, line: SerialLine) throws(SystemError) -> Int32 {
         let fd = try syscall("open \(path)") { Glibc.open(path, O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC) }
         do {
+            try claimExclusively(fd, path: path)
             try configure(fd, path: path, line: line)
         } catch {
             Glibc.close(fd)
             throw error
         }
         return fd
+    }
+
+    /// TIOCEXCL: while onekeyd holds the port, any other open by a process without CAP_SYS_ADMIN
+    /// fails with EBUSY, so a terminal program or a modem prober cannot steal or garble the
+    /// receiver's bytes. The kernel clears it when the last descriptor closes, also after a crash.
+    /// Not on pty slaves (socat/ser2net bridges to remote receivers): their flag outlives the
+    /// daemon while the bridge holds the master, so a restarted onekeyd would be locked out.
+    static func claimExclusively(_ fd: Int32, path: String) throws(SystemError) {
+        var st = stat()
+        try syscall("fstat \(path)") { fstat(fd, &st) }
+        let major = (st.st_rdev >> 8) & 0xfff
+        let unix98PtySlave = (136...143).contains(major)
+        if unix98PtySlave { return }
+        try syscall("ioctl(TIOCEXCL) \(path)") { ioctl(fd, UInt(TIOCEXCL)) }
     }
 
     public static func configure(_ fd: Int32, path: String, line: SerialLine) throws(SystemError) {

@@ -90,12 +90,19 @@ import Testing
     static let windows = ["2026-03-07T10:00:00Z", "2026-03-28T00:00:00Z", "2026-04-04T00:00:00Z", "2026-10-03T00:00:00Z",
                           "2026-10-24T12:00:00Z", "2026-10-31T00:00:00Z", "2026-09-05T00:00:00Z", "2026-11-20T03:17:42Z"]
 
+    /// `trials` random rosters, zones in turn; `body` returns false to stop at the first mismatch.
+    static func randomRosters(seed: UInt64, trials: Int,
+                              _ body: (_ trial: Int, _ zone: String, _ roster: Roster, _ reference: Reference, _ rng: inout Seeded) -> Bool) throws {
+        var rng = Seeded(state: seed)
+        for trial in 0..<trials {
+            let zone = zones[trial % zones.count]
+            let config = try randomConfig(&rng, zone: zone)
+            guard body(trial, zone, Roster(config: config), Reference(config), &rng) else { return }
+        }
+    }
+
     @Test func onCallMatchesTheFullScanOnRandomRosters() throws {
-        var rng = Seeded(state: 9)
-        for trial in 0..<70 {
-            let zone = Self.zones[trial % Self.zones.count]
-            let config = try Self.randomConfig(&rng, zone: zone)
-            let roster = Roster(config: config), reference = Reference(config)
+        try Self.randomRosters(seed: 9, trials: 70) { trial, zone, roster, reference, rng in
             for _ in 0..<120 {
                 let base = Timestamp(rfc3339: Self.windows[Int.random(in: 0..<Self.windows.count, using: &rng)])!
                 let t = base.adding(milliseconds: Int64.random(in: 0..<(4 * 86_400_000), using: &rng))
@@ -103,24 +110,21 @@ import Testing
                 for role in [ShiftRole.primary, .backup, nil] {
                     let got = roster.onCall(grid: grid, role: role, at: t), want = reference.onCall(grid: grid, role: role, at: t)
                     #expect(got == want, "trial \(trial) \(zone) \(t) \(grid) \(String(describing: role))")
-                    if got != want { return }
+                    if got != want { return false }
                 }
             }
+            return true
         }
     }
 
     @Test func gapsMatchTheMinuteByMinuteScanOnRandomRosters() throws {
-        var rng = Seeded(state: 42)
-        for trial in 0..<56 {
-            let zone = Self.zones[trial % Self.zones.count]
-            let config = try Self.randomConfig(&rng, zone: zone)
-            let roster = Roster(config: config), reference = Reference(config)
+        try Self.randomRosters(seed: 42, trials: 56) { trial, zone, roster, reference, rng in
             let base = Timestamp(rfc3339: Self.windows[trial % Self.windows.count])!
             let from = base.adding(milliseconds: Int64.random(in: 0..<86_400_000, using: &rng))
             let got = RosterGaps.find(roster: roster, grids: Self.grids + ["nobody"], from: from, days: 2)
             let want = reference.gaps(grids: Self.grids + ["nobody"], from: from, days: 2)
             #expect(got == want, "trial \(trial) \(zone) from \(from)")
-            if got != want { return }
+            return got == want
         }
     }
 

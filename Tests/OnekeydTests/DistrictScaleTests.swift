@@ -19,10 +19,16 @@ import Testing
         let path = dir + "/onekeyd.toml"
         try DistrictConfig.generate(devices: Self.devices, grids: Self.grids, members: Self.members, options: o)
             .write(toFile: path, atomically: true, encoding: .utf8)
+        // bash's `time` reports the check's own CPU seconds on stderr's last line: on a machine
+        // loaded by other builds the wall time says more about them than about the check.
         let t0 = monotonicNanos()
-        let r = try runCommand(Binaries.path("onekeyd"), ["--check-config", "--config", path])
+        let timed = try runCommand("/bin/bash", ["-c", "TIMEFORMAT='cpu %U %S'; time \"$0\" --check-config --config \"$1\"",
+                                                 Binaries.path("onekeyd"), path])
         let elapsed = Self.seconds(since: t0)
-        print(String(format: "district --check-config (20,000 devices): %.3f s", elapsed))
+        var lines = timed.stderr.split(separator: "\n")
+        let cpu = lines.popLast().map { $0.split(separator: " ").dropFirst().compactMap { Double($0) }.reduce(0, +) } ?? -1
+        let r = (status: timed.status, stdout: timed.stdout, stderr: lines.joined(separator: "\n"))
+        print(String(format: "district --check-config (20,000 devices): %.3f s wall, %.3f s CPU", elapsed, cpu))
         #expect(r.status == 0, "\(r.stderr)")
         #expect(r.stdout.contains("20000 device(s), 500 grid(s), 5000 member(s)"), "\(r.stdout)")
         let warnings = r.stderr.split(separator: "\n")
@@ -30,7 +36,7 @@ import Testing
         #expect(warnings.count == 21, "\(r.stderr)")
         #expect(warnings.first?.hasPrefix("warning: roster gap: grid grid-0 (第1网格) has no primary on shift from Sun ") == true)
         #expect(warnings.last?.contains("10 more grid(s) have gaps, 7200 min uncovered in all") == true, "\(r.stderr)")
-        #expect(elapsed < 5)
+        #expect(cpu >= 0 && cpu < 5)
     }
 
     /// Presses distinct devices every `interval` on the pty while `work` runs, and returns each
@@ -115,15 +121,15 @@ import Testing
         deinit { daemon.stop(); sub.close(); broker.stop() }
     }
 
-    @Test(.disabled("needs the runtime branch: slow commands off the alarm path"))
-    func rosterGapsDoNotDelayAPage() throws {
+    /// Passes on today's runtime only because the gap search is now cheap (0.1 s, was 27 s for one day).
+    @Test func rosterGapsDoNotDelayAPage() throws {
         let d = try District()
         let r = try d.whilePressing("roster gaps --days 7", firstDevice: 0, ["--json", "roster", "gaps", "--days", "7"])
         #expect(r.status == 0, "\(r.stderr)")
         #expect(try JSON.parse(r.stdout.trimmingCharacters(in: .whitespacesAndNewlines))["gaps"]?.arrayValue?.isEmpty == true)
     }
 
-    @Test(.disabled("needs the runtime branch: slow commands off the alarm path"))
+    @Test
     func devicesListsTheWholeDistrictWithoutDelayingAPage() throws {
         let d = try District()
         let r = try d.whilePressing("--json devices", firstDevice: 1000, ["--json", "devices"])
@@ -133,7 +139,7 @@ import Testing
         #expect(Set(list.compactMap { $0["id"]?.stringValue }).count == DistrictScaleTests.devices)
     }
 
-    @Test(.disabled("needs the runtime branch: slow commands off the alarm path"))
+    @Test
     func reloadDoesNotDelayAPage() throws {
         let d = try District()
         let r = try d.whilePressing("reload", firstDevice: 2000, ["reload"])

@@ -5,8 +5,11 @@
 /// refused with a clear error rather than misread.
 public final class TOMLTable {
     public private(set) var entries: [(key: String, value: TOMLValue)] = []
-    /// Key → position in `entries`: lookups stay O(1) however many keys a table holds.
-    private var positions: [String: Int] = [:]
+    /// Key → position in `entries`, built only once a table holds many keys (the root, a big
+    /// inline table): the 20,000 small tables of a district file are scanned, which is cheaper
+    /// than a dictionary each, and lookups stay O(1) where it matters.
+    private var positions: [String: Int]?
+    static let indexFrom = 16
     /// Line of the `[header]` (or of the key, for inline and implicit tables); 0 for the root.
     public let line: Int
     /// Defined explicitly by a header (a second `[x]` is an error).
@@ -15,10 +18,16 @@ public final class TOMLTable {
 
     init(line: Int) { self.line = line }
 
-    public subscript(key: String) -> TOMLValue? { positions[key].map { entries[$0].value } }
+    public subscript(key: String) -> TOMLValue? {
+        if let positions { return positions[key].map { entries[$0].value } }
+        return entries.first { $0.key == key }?.value
+    }
 
     func set(_ key: String, _ value: TOMLValue) {
-        positions[key] = entries.count
+        if positions == nil && entries.count + 1 >= Self.indexFrom {
+            positions = Dictionary(uniqueKeysWithValues: entries.enumerated().map { ($0.element.key, $0.offset) })
+        }
+        positions?[key] = entries.count
         entries.append((key, value))
     }
 }
@@ -95,7 +104,14 @@ struct TOMLParser {
     mutating func skipBlank() { while i < b.count, b[i] == 32 || b[i] == 9 { i += 1 } }
 
     mutating func skipComment() {
-        if peek == UInt8(ascii: "#") { while i < b.count, b[i] != 10 { i += 1 } }
+        // Control characters other than tab are not allowed in comments (TOML 1.0): stop at one,
+        // so the caller reports it on its line.
+        guard peek == UInt8(ascii: "#") else { return }
+        while i < b.count, b[i] != 10 {
+            let c = b[i]
+            if (c < 32 && c != 9 && !(c == 13 && i + 1 < b.count && b[i + 1] == 10)) || c == 127 { return }
+            i += 1
+        }
     }
 
     /// After a value or header: only blanks and a comment may follow on the line.
@@ -222,6 +238,8 @@ struct TOMLParser {
             guard peek == UInt8(ascii: ".") else { return parts }
             i += 1
             skipBlank()
+            // Each segment is a table level: bound them like nesting (no 50,000-deep chain).
+            guard parts.count < Self.maxDepth else { throw fail("a dotted key with more than \(Self.maxDepth) parts") }
             parts.append(try simpleKey())
         }
     }

@@ -77,15 +77,17 @@ public struct SurGardDecoder: FrameDecoder {
         if line == heartbeat { return .heartbeat }
         guard line.count == 20, line[0] == UInt8(ascii: "5"), line[4] == UInt8(ascii: " "),
               line[5] == UInt8(ascii: "1"), line[6] == UInt8(ascii: "8") else { return .invalid }
-        let text = String(decoding: line, as: UTF8.self)
-        let chars = Array(text)
-        func hex(_ r: Range<Int>) -> Bool { chars[r].allSatisfy(\.isHexDigit) }
-        func digits(_ r: Range<Int>) -> Bool { chars[r].allSatisfy(\.isNumber) }
-        guard hex(1..<4), hex(7..<11), "ERP".contains(chars[11]), digits(12..<15), hex(15..<17), hex(17..<20) else { return .invalid }
-        let account = String(chars[7..<11]).uppercased()
-        let code = String(chars[12..<15])
+        // Bytes, not Characters: a CR LF or a multi-byte sequence inside the 20 bytes must be
+        // an invalid line (NAK), never an index out of range.
+        func isHex(_ b: UInt8) -> Bool { (48...57).contains(b) || (65...70).contains(b) || (97...102).contains(b) }
+        func hex(_ r: Range<Int>) -> Bool { line[r].allSatisfy(isHex) }
+        func digits(_ r: Range<Int>) -> Bool { line[r].allSatisfy { (48...57).contains($0) } }
+        let qualifier = line[11]
+        guard hex(1..<4), hex(7..<11), Array("ERP".utf8).contains(qualifier), digits(12..<15), hex(15..<17), hex(17..<20) else { return .invalid }
+        let account = String(decoding: line[7..<11], as: UTF8.self).uppercased()
+        let code = String(decoding: line[12..<15], as: UTF8.self)
         var kind = kind(code)
-        if chars[11] == "R" && kind != .unknown && kind != .test { kind = .restore }
+        if qualifier == UInt8(ascii: "R") && kind != .unknown && kind != .test { kind = .restore }
         return .event(DecodedFrame(driver: .surgard, address: account, code: code, kind: kind, raw: line + [dc4]))
     }
 
