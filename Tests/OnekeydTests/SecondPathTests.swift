@@ -212,6 +212,29 @@ final class SecondPathRig {
         #expect(waiting?["sms_waiting"]?.intValue == 0)
     }
 
+    /// The modem is unplugged and plugged in again (a new tty behind the same path) while the
+    /// broker is down and an SMS waits to be confirmed: the daemon reopens it, initialises it
+    /// again and the SMS goes out once.
+    @Test func modemReplugDuringAnOutageStillPages() throws {
+        let rig = try SecondPathRig(afterSeconds: 2) { $0.holdSubmissions = true }
+        #expect(rig.modem.wait(timeoutMs: 15_000) { $0.commands.contains("AT+CNMI=2,1,0,0,0") })
+        rig.broker.stop()
+        #expect(try rig.waitBrokerDown())
+        try rig.press()
+        _ = try #require(try rig.waitOpenAlert())
+        #expect(rig.modem.wait(timeoutMs: 30_000) { $0.heldTexts >= 1 })
+        let initsBefore = rig.modem.with { $0.commands.filter { $0 == "AT+CNMI=2,1,0,0,0" }.count }
+        rig.modem.with { $0.holdSubmissions = false }
+        try rig.modem.replug()
+        #expect(rig.modem.wait(timeoutMs: 60_000) { m in
+            m.commands.filter { $0 == "AT+CNMI=2,1,0,0,0" }.count > initsBefore
+                && m.sent.contains { $0.number == SecondPathRig.primary && $0.text.contains("陈婆婆") }
+        }, "reopened, initialised again, and the page went out")
+        usleep(3_000_000)
+        #expect(rig.pagesBySMS(to: SecondPathRig.primary).count == 1)
+        #expect(rig.daemon.log.contains("reopening"))
+    }
+
     /// A hostile flood of SMS from unknown numbers (spam, a misconfigured SIM): every message is
     /// read and deleted from the SIM, nothing is answered or acted on, the log stays small and
     /// memory flat, and a member's reply still works afterwards.
