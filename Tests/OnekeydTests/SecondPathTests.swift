@@ -17,6 +17,7 @@ final class SecondPathRig {
     let daemon: DaemonProcess
     let sub: Subscriber
     let afterSeconds: Int
+    private(set) var pressedAt = Date.distantPast
 
     init(afterSeconds: Int = 3, callAfterSeconds: Int = 600, configure: (inout SimulatedModem) -> Void = { _ in }) throws {
         self.afterSeconds = afterSeconds
@@ -70,6 +71,24 @@ final class SecondPathRig {
         return false
     }
 
+    /// The modem initialised, the broker stopped (and seen down by the daemon), a press: its alert id.
+    func pressDuringOutage() throws -> String {
+        #expect(modem.wait(timeoutMs: 15_000) { $0.commands.contains("AT+CNMI=2,1,0,0,0") }, "the daemon initialised the modem")
+        broker.stop()
+        #expect(try waitBrokerDown())
+        pressedAt = Date()
+        try press()
+        return try #require(try waitOpenAlert())
+    }
+
+    /// `pressDuringOutage` with a modem that takes the page's text and never answers it.
+    func pressWithTheSMSHeld() throws {
+        modem.with { $0.holdSubmissions = true }
+        _ = try pressDuringOutage()
+        #expect(modem.wait(timeoutMs: 30_000) { $0.heldTexts >= 1 }, "the text went to the modem, which never answered")
+        modem.with { $0.holdSubmissions = false }
+    }
+
     func sent(to number: String) -> [SimulatedModem.SentSMS] { modem.with { $0.sent.filter { $0.number == number } } }
 
     /// SMS pages to `number`: one per page (a second part, if any, does not name the resident).
@@ -84,19 +103,13 @@ final class SecondPathRig {
     /// MQTT pages flow, none dropped, no msg_id doubled; `onekeyctl modem` and `status` show it.
     @Test func brokerDownPagesBySMSAndAReplyAcks() throws {
         let rig = try SecondPathRig()
-        #expect(rig.modem.wait(timeoutMs: 15_000) { $0.commands.contains("AT+CNMI=2,1,0,0,0") }, "the daemon initialised the modem")
         #expect(rig.sub.wait(timeout: 10) { $0.contains { $0.topic.hasSuffix("/status") } }.count > 0)
-
-        rig.broker.stop()
-        #expect(try rig.waitBrokerDown())
-        let pressed = Date()
-        try rig.press()
-        let id = try #require(try rig.waitOpenAlert())
+        let id = try rig.pressDuringOutage()
         // Within after_s + 5 s of the press (generous bound: the machine is shared).
         #expect(rig.modem.wait(timeoutMs: (rig.afterSeconds + 5 + 15) * 1000) { m in
             m.sent.contains { $0.number == SecondPathRig.primary && $0.text.contains("陈婆婆") }
         }, "the primary got an SMS naming the resident")
-        let latency = Date().timeIntervalSince(pressed)
+        let latency = Date().timeIntervalSince(rig.pressedAt)
         print("press → SMS to the primary: \(String(format: "%.1f", latency)) s (after_s = \(rig.afterSeconds))")
         #expect(latency < Double(rig.afterSeconds + 5 + 15), "SMS after \(latency) s")
         usleep(1_000_000)  // a second part, if any
@@ -168,11 +181,7 @@ final class SecondPathRig {
             $0.failSubmissions = 2
             $0.callOutcome = .noCarrier(afterMs: 1_000)
         }
-        #expect(rig.modem.wait(timeoutMs: 15_000) { $0.commands.contains("AT+CNMI=2,1,0,0,0") })
-        rig.broker.stop()
-        #expect(try rig.waitBrokerDown())
-        try rig.press()
-        let id = try #require(try rig.waitOpenAlert())
+        let id = try rig.pressDuringOutage()
         // Two submissions refused (+CMS ERROR 500), retried after 5 s then 10 s: sent once.
         #expect(rig.modem.wait(timeoutMs: 60_000) { m in
             m.sent.contains { $0.number == SecondPathRig.primary } && m.sent.contains { $0.number == SecondPathRig.primary2 }
@@ -192,15 +201,9 @@ final class SecondPathRig {
 
     /// SIGKILL between `AT+CMGS` and its answer: after the restart the SMS goes out again.
     @Test func sigkillBeforeTheModemConfirmsLosesNoSMS() throws {
-        let rig = try SecondPathRig(afterSeconds: 2) { $0.holdSubmissions = true }
-        #expect(rig.modem.wait(timeoutMs: 15_000) { $0.commands.contains("AT+CNMI=2,1,0,0,0") })
-        rig.broker.stop()
-        #expect(try rig.waitBrokerDown())
-        try rig.press()
-        _ = try #require(try rig.waitOpenAlert())
-        #expect(rig.modem.wait(timeoutMs: 30_000) { $0.heldTexts >= 1 }, "the text went to the modem, which never answered")
+        let rig = try SecondPathRig(afterSeconds: 2)
+        try rig.pressWithTheSMSHeld()
         rig.daemon.crash()
-        rig.modem.with { $0.holdSubmissions = false }
         try rig.daemon.start()
         #expect(rig.modem.wait(timeoutMs: 60_000) { m in
             m.sent.contains { $0.number == SecondPathRig.primary && $0.text.contains("陈婆婆") }
@@ -216,15 +219,9 @@ final class SecondPathRig {
     /// broker is down and an SMS waits to be confirmed: the daemon reopens it, initialises it
     /// again and the SMS goes out once.
     @Test func modemReplugDuringAnOutageStillPages() throws {
-        let rig = try SecondPathRig(afterSeconds: 2) { $0.holdSubmissions = true }
-        #expect(rig.modem.wait(timeoutMs: 15_000) { $0.commands.contains("AT+CNMI=2,1,0,0,0") })
-        rig.broker.stop()
-        #expect(try rig.waitBrokerDown())
-        try rig.press()
-        _ = try #require(try rig.waitOpenAlert())
-        #expect(rig.modem.wait(timeoutMs: 30_000) { $0.heldTexts >= 1 })
+        let rig = try SecondPathRig(afterSeconds: 2)
+        try rig.pressWithTheSMSHeld()
         let initsBefore = rig.modem.with { $0.commands.filter { $0 == "AT+CNMI=2,1,0,0,0" }.count }
-        rig.modem.with { $0.holdSubmissions = false }
         try rig.modem.replug()
         #expect(rig.modem.wait(timeoutMs: 60_000) { m in
             m.commands.filter { $0 == "AT+CNMI=2,1,0,0,0" }.count > initsBefore
