@@ -81,6 +81,7 @@ public enum Daemon {
         do { gateway = try Gateway(config: config, store: store, loop: loop, logger: logger) } catch {
             return fail(74, "cannot read the store: \(error)")
         }
+        ConfigLoader.releaseFreedMemory()  // the parse tree is gone; nothing else runs yet
         let runtime = Runtime(gateway: gateway)
         do { try runtime.start() } catch {
             return fail(71, "cannot listen on \(config.gateway.controlSocket): \(error)")

@@ -5,7 +5,7 @@ import OnekeyLinux
 enum OffloadResult: Sendable {
     /// A control answer, already serialized (a 20,000-device list is megabytes of JSON).
     case answer([UInt8])
-    case config(Result<GatewayConfig, ConfigError>)
+    case config(Result<AlertDesk.PreparedConfig, ConfigError>)
 }
 
 /// Work that grows with the configuration (roster-gap searches, device lists, reload's parse and

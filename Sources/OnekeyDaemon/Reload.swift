@@ -10,24 +10,25 @@ extension Gateway {
     func reload(_ done: @escaping (Result<Void, ConfigError>) -> Void) {
         ServiceManager.notify("RELOADING=1\nMONOTONIC_USEC=\(monotonicNanos() / 1000)")
         let path = config.path
-        offload.run({ .config(Result { () throws(ConfigError) in try ConfigFile.load(path: path) }) }) { [unowned self] result in
+        offload.run({ .config(Result { () throws(ConfigError) in AlertDesk.prepare(try ConfigFile.load(path: path)) }) }) { [unowned self] result in
             defer { ServiceManager.notify("READY=1\nSTATUS=\(summary())") }
             guard case .config(let parsed) = result else { return }
             switch parsed {
             case .failure(let error):
                 logger.error("reload refused, keeping the running configuration: \(error)")
                 done(.failure(error))
-            case .success(let new):
-                adopt(new)
+            case .success(let prepared):
+                adopt(prepared)
                 done(.success(()))
             }
         }
     }
 
     /// Puts a validated configuration in force.
-    private func adopt(_ new: GatewayConfig) {
+    private func adopt(_ prepared: AlertDesk.PreparedConfig) {
         let old = config
-        desk.reconfigure(new)
+        let new = prepared.config
+        desk.reconfigure(prepared)
         modem?.reconfigure(new)
 
         // Ports bound by path: stop the ones removed or changed (udev-found ports, line 0, stay).

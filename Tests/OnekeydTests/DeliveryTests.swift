@@ -18,9 +18,15 @@ import Testing
             try rig.press(d.address)
             usleep(100_000)
         }
-        // The daemon keeps storing while the broker is away.
-        let waiting = try rig.daemon.control(["cmd": "outbox"])
-        #expect((waiting["count"]?.intValue ?? 0) >= 4 * 4, "event, alert, device and pages per press are queued")
+        // The daemon keeps storing while the broker is away (each press is committed durably
+        // before the next is read: allow the disk its time).
+        var waiting = try rig.daemon.control(["cmd": "outbox"])
+        let until = Date(timeIntervalSinceNow: 10)
+        while (waiting["count"]?.intValue ?? 0) < 4 * 4 && Date() < until {
+            usleep(50_000)
+            waiting = try rig.daemon.control(["cmd": "outbox"])
+        }
+        #expect((waiting["count"]?.intValue ?? 0) >= 4 * 4, "event, alert, device and pages per press are queued: \(waiting.text)")
         #expect(waiting["connected"]?.boolValue == false)
         #expect(try rig.ctl(["status"]).stdout.contains("NOT CONNECTED"))
 

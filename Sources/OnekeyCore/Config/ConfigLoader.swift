@@ -11,16 +11,17 @@ public enum ConfigLoader {
         do { config = try builder.build(root) } catch let e as ConfigError { throw e } catch {
             throw ConfigError(file: path, line: 0, message: "\(error)")
         }
-        releaseParseMemory(textBytes: text.utf8.count)
         return config
     }
 
     /// A district file's syntax tree is the largest short-lived allocation the daemon makes
-    /// (~8 MB for 20,000 devices); freed, it stays in the heap between live blocks. Hand those
-    /// pages back to the kernel after a big parse (start and each reload), not after small ones.
-    static func releaseParseMemory(textBytes: Int) {
+    /// (~8 MB for 20,000 devices); freed, it stays in the heap between live blocks. The daemon
+    /// hands those pages back to the kernel once, after start-up and before its loop runs — not
+    /// after a reload: `malloc_trim` walks every arena under its lock, and a reload's parse runs
+    /// on the worker while the loop is allocating (it stalled pages for over a second).
+    public static func releaseFreedMemory() {
         #if os(Linux)
-        if textBytes > 256 * 1024 { _ = glibcMallocTrim(0) }
+        _ = glibcMallocTrim(0)
         #endif
     }
 

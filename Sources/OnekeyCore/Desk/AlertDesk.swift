@@ -85,13 +85,29 @@ public struct AlertDesk: Sendable {
     }
 
     /// Applies a new configuration; open alerts keep their ids, schedules and paged members.
-    public mutating func reconfigure(_ new: GatewayConfig) {
+    public mutating func reconfigure(_ new: GatewayConfig) { reconfigure(Self.prepare(new)) }
+
+    /// What a new configuration needs built before it can be swapped in (the roster's and the
+    /// enrolment indexes): built off the event loop (`prepare` is pure), swapped in on it.
+    public struct PreparedConfig: Sendable {
+        public let config: GatewayConfig
+        let roster: Roster
+        let enrolled: [String: DeviceConfig]
+    }
+
+    public static func prepare(_ new: GatewayConfig) -> PreparedConfig {
+        PreparedConfig(config: new, roster: Roster(config: new), enrolled: index(new))
+    }
+
+    /// Swaps in a prepared configuration; open alerts keep their ids, schedules and paged members.
+    public mutating func reconfigure(_ prepared: PreparedConfig) {
+        let new = prepared.config
         config = new
-        roster = Roster(config: new)
+        roster = prepared.roster
         topics = Topics(prefix: new.mqtt.topicPrefix, gateway: new.gateway.id)
         dedup.windowNanos = UInt64(new.dedup.repeatWindowMs) * 1_000_000
         unknown.windowNanos = Int64(new.dedup.unknownReportSeconds) * 1_000_000_000
-        enrolled = Self.index(new)
+        enrolled = prepared.enrolled
         for d in new.devices { unknown.forget(driver: d.driver, address: d.address) }
         if let t = supervisionStarted { startSupervision(at: t) }
     }
