@@ -140,6 +140,9 @@ public final class MQTTLink {
         guard rc == Self.ok, fd >= 0 else {
             let detail = rc == Int32(MOSQ_ERR_ERRNO.rawValue) ? String(cString: strerror(errno)) : String(cString: mosquitto_strerror(rc))
             mosquitto_destroy(handle)
+            // A connect that fails at once (a TLS handshake refused on loopback) logged its reason
+            // through the log callback (e.g. "certificate verify failed"): say it now, first.
+            deliver()
             backoff("connecting to \(endpoint.host):\(endpoint.port)\(endpoint.tls ? " (TLS)" : ""): \(detail)")
             return
         }
