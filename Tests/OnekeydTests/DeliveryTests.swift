@@ -52,7 +52,9 @@ import Testing
 
     @Test func sigkillDuringABurstLosesNoPressAndDoublesNoAlert() throws {
         let devices = Rig.addresses(24)
-        let rig = try Rig(pressMergeSeconds: 3600, devices: devices)
+        // Every frame a press (repeat window 0): the repeat window now survives restarts, so with
+        // the default 3 s the ~200 ms cycle below would be folded into one press per device.
+        let rig = try Rig(repeatWindowMs: 0, pressMergeSeconds: 3600, devices: devices)
         let stop = StopFlag()
         let pty = rig.pty
         let writer = Thread {
