@@ -188,7 +188,6 @@ public final class Gateway {
         counters.repeats += outcome.repeats
         for note in outcome.notes { log(note) }
         guard outcome.changesState, !storeClosed else { return true }
-        var stored = true
         let caughtUp = outboxTail != nil && outboxTail == sentThrough
         // Stored durably, or held in memory in order while the store cannot write: either way
         // the messages go out in order, and a page is never dropped because the store failed.
@@ -197,7 +196,6 @@ public final class Gateway {
         if recorded.durable {
             counters.commits += 1
         } else {
-            stored = false
             counters.storeErrors += 1
             if !storeRetry.armed { storeRetry.arm(afterSeconds: Self.storeRetryInterval) }
         }
@@ -207,7 +205,7 @@ public final class Gateway {
         modem?.applied(outcome, at: clock.now().wall)
         rearmEscalation()
         summaryChanged()
-        return stored
+        return recorded.durable
     }
 
     func log(_ note: DeskNote) {
