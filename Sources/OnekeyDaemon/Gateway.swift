@@ -55,6 +55,7 @@ public final class Gateway {
     /// Set once the store is closed at exit: late events are dropped.
     var storeClosed = false
     private var lastSummary = ""
+    private var statusTimer: EventLoop.Timer!
     /// Every repeated log line goes through here (CONTRACT §8: no client floods the log).
     var logLimiter = LogLimiter(intervalSeconds: 60)
     private var housekeeping: EventLoop.Timer!
@@ -103,6 +104,7 @@ public final class Gateway {
         storeRetry = try loop.addTimer() { [unowned self] in retryStore() }
         retention = try loop.addTimer(priority: .batch) { [unowned self] in prune() }
         retention.arm(afterSeconds: Self.firstPruneDelay)
+        statusTimer = try loop.addTimer(priority: .batch) { [unowned self] in sendStatus() }
     }
 
     static let firstPruneDelay = 5.0
@@ -130,11 +132,18 @@ public final class Gateway {
         do {
             let n = try store.pruneStep(now: clock.now().wall, keepDays: config.store.keepDays)
             if n > 0 { logger.debug("retention: pruned \(n) old row(s)") }
+            if n == 0 { trimHeapIfIdle() }  // hourly
             retention.arm(afterSeconds: n > 0 ? 0.2 : 3600)
         } catch {
             logLimited("store-prune", .error, "retention: \(error)")
             retention.arm(afterSeconds: 600)
         }
+    }
+
+    /// Hands free heap pages back to the kernel (`malloc_trim`), only while no job runs on the
+    /// worker: trimming walks every arena under its lock, and stalled the loop behind a parse.
+    func trimHeapIfIdle() {
+        if offload.inProgress == 0 { ConfigLoader.releaseFreedMemory() }
     }
 
     // MARK: Logging, rate-limited
@@ -230,10 +239,13 @@ public final class Gateway {
         escalationTimer.arm(atMonotonicNanos: next)
     }
 
+    /// Steps due within this of the one that woke the loop are fired with it, in one commit.
+    static let stepCoalescingNanos: UInt64 = 10_000_000
+
     private func escalationFired() {
         let now = clock.now()
         if let due = escalationDue { timerLateness.add(microseconds: (Int64(now.monotonicNanos) - Int64(due)) / 1000) }
-        apply(desk.fireDueSteps(at: now))
+        apply(desk.fireDueSteps(at: now, coalescingNanos: Self.stepCoalescingNanos))
         rearmEscalation()
     }
 
@@ -372,7 +384,15 @@ public final class Gateway {
             + (journal.fault.map { ", STORE FAULT: \($0)" } ?? "")
     }
 
+    /// The summary for `systemctl status` is sent at most every `statusDelay`, off the path of a
+    /// press (composing it and sd_notify's socket cost ten syscalls).
     func summaryChanged() {
+        if !statusTimer.armed { statusTimer.arm(afterSeconds: Self.statusDelay) }
+    }
+
+    static let statusDelay = 0.2
+
+    private func sendStatus() {
         let s = summary()
         if s != lastSummary { lastSummary = s; ServiceManager.notify("STATUS=\(s)") }
     }

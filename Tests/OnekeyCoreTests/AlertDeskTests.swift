@@ -152,6 +152,30 @@ import Testing
         #expect(desk.openAlerts.isEmpty && deadline1 == nil)
     }
 
+    /// Deadlines a few ms apart fire together within the coalescing window (one commit), never
+    /// before it, and keep their own spacing for the next step.
+    @Test func deadlinesWithinTheCoalescingWindowFireTogether() throws {
+        func atMs(_ ms: Int) -> Moment {
+            Moment(wall: Self.t0.adding(milliseconds: Int64(ms)), monotonicNanos: Self.mono(0) + UInt64(ms) * 1_000_000)
+        }
+        for coalescing in [UInt64(0), 10_000_000] {
+            var desk = AlertDesk(config: try Self.config(), at: atMs(0))
+            _ = desk.handle(Self.press(8), at: atMs(0))
+            _ = desk.handle(Self.press(8, address: "0F424"), at: atMs(5))
+            let fired = desk.fireDueSteps(at: atMs(60_000), coalescingNanos: coalescing)
+            let bobPaged = Self.pages(fired).filter { $0.0 == "bob" }.count
+            #expect(bobPaged == (coalescing == 0 ? 1 : 2), "coalescing \(coalescing): \(Self.pages(fired))")
+            #expect(fired.lateness.allSatisfy { $0 >= 0 })
+            // The next step of the early one stays 5 ms after the other's (spacing from its own due).
+            if coalescing > 0 {
+                #expect(desk.nextDeadline() == Self.mono(180))
+                let s2 = desk.fireDueSteps(at: atMs(180_000))
+                #expect(Self.pages(s2).filter { $0.0 == "station" }.count == 1)
+                #expect(desk.nextDeadline() == Self.mono(180) + 5_000_000)
+            }
+        }
+    }
+
     @Test func theLadderFiresEachStepAtItsDeadlineAndRepeatsRounds() throws {
         var desk = AlertDesk(config: try Self.config(), at: ManualClock().now)
         let a = desk.handle(Self.press(8), at: ManualClock().now).alerts[0]

@@ -16,9 +16,9 @@ public enum ConfigLoader {
 
     /// A district file's syntax tree is the largest short-lived allocation the daemon makes
     /// (~8 MB for 20,000 devices); freed, it stays in the heap between live blocks. The daemon
-    /// hands those pages back to the kernel once, after start-up and before its loop runs — not
-    /// after a reload: `malloc_trim` walks every arena under its lock, and a reload's parse runs
-    /// on the worker while the loop is allocating (it stalled pages for over a second).
+    /// hands those pages back to the kernel after start-up, after READY, after a reload and hourly
+    /// — never while the worker runs a job: `malloc_trim` walks every arena under its lock, and a
+    /// reload's parse on the worker while the loop allocated stalled pages for over a second.
     public static func releaseFreedMemory() {
         #if os(Linux)
         _ = glibcMallocTrim(0)

@@ -37,7 +37,9 @@ public struct AlertDesk: Sendable {
     var dedup: PressDeduplicator
     var ids = IdentifierSource()
     /// Alerts not yet closed (open or acked), by id.
-    public internal(set) var openAlerts: [String: Alert] = [:]
+    public private(set) var openAlerts: [String: Alert] = [:]
+    /// The ids in `openAlerts` by device, so a frame's lookup does not scan every open alert.
+    private var openByDevice: [String: [String]] = [:]
     public private(set) var devices: [String: DeviceState] = [:]
     /// Recently closed alerts, so a late action gets "already resolved", not "unknown".
     private var recentlyClosed: [String: AlertState] = [:]
@@ -79,7 +81,7 @@ public struct AlertDesk: Sendable {
         for var a in openAlerts where !a.state.isClosed {
             ids.advance(past: a.id)
             restore(&a, at: now)
-            self.openAlerts[a.id] = a
+            setOpen(a)
         }
         for d in devices { self.devices[d.id] = d }
     }
@@ -231,16 +233,31 @@ public struct AlertDesk: Sendable {
     }
 
     func openAlert(device: String, where predicate: (Alert) -> Bool) -> Alert? {
-        openAlerts.values.filter { $0.device == device && predicate($0) }.max { $0.raisedAt < $1.raisedAt }
+        openAlerts(device: device).filter(predicate).max { $0.raisedAt < $1.raisedAt }
+    }
+
+    /// The open alerts of one device (a handful), without scanning the others.
+    func openAlerts(device: String) -> [Alert] {
+        (openByDevice[device] ?? []).compactMap { openAlerts[$0] }
+    }
+
+    private mutating func setOpen(_ a: Alert) {
+        if openAlerts.updateValue(a, forKey: a.id) == nil { openByDevice[a.device, default: []].append(a.id) }
+    }
+
+    private mutating func setClosed(_ a: Alert) {
+        guard openAlerts.removeValue(forKey: a.id) != nil else { return }
+        openByDevice[a.device]?.removeAll { $0 == a.id }
+        if openByDevice[a.device]?.isEmpty == true { openByDevice[a.device] = nil }
     }
 
     private mutating func raiseOrJoin(device: DeviceConfig, kind: EventKind, at now: Moment, test: Bool, into out: inout DeskOutcome) -> String {
         let t = now.wall
         let merge = Int64(config.dedup.pressMergeSeconds) * Self.nanosPerSecond
-        let raised = raisedMono
-        if !test, var a = openAlert(device: device.id, where: {
-            $0.kind.isEmergency && !$0.test && now.monotonic - (raised[$0.id] ?? now.monotonic(at: $0.raisedAt)) < merge
-        }) {
+        let joinable = test ? nil : openAlerts(device: device.id).filter {
+            $0.kind.isEmergency && !$0.test && now.monotonic - (raisedMono[$0.id] ?? now.monotonic(at: $0.raisedAt)) < merge
+        }.max { $0.raisedAt < $1.raisedAt }
+        if var a = joinable {
             a.pressCount += 1
             a.lastPressAt = t
             if a.paged.isEmpty {
@@ -303,7 +320,7 @@ public struct AlertDesk: Sendable {
 
     private mutating func closeTroubles(device: DeviceConfig, restoring: Bool, at t: Timestamp, into out: inout DeskOutcome) {
         // supervision_loss ends with any frame; battery and tamper need a restore.
-        for var a in openAlerts.values where a.device == device.id && a.kind.isTrouble && (restoring || a.kind == .supervisionLoss) {
+        for var a in openAlerts(device: device.id) where a.kind.isTrouble && (restoring || a.kind == .supervisionLoss) {
             a.state = .resolved
             a.resolvedAt = t
             a.resolvedBy = "device"
@@ -390,12 +407,12 @@ public struct AlertDesk: Sendable {
         }
         out.record(a)
         if a.state.isClosed {
-            openAlerts[a.id] = nil
+            setClosed(a)
             rememberClosed(a)
             out.messages.append(alertMessage(a, retain: false, at: t))
             out.messages.append(OutboundMessage(topic: topics.alert(a.id), payload: [], retain: true, key: ids.next(at: t)))
         } else {
-            openAlerts[a.id] = a
+            setOpen(a)
             out.messages.append(alertMessage(a, retain: true, at: t))
         }
     }

@@ -169,15 +169,19 @@ extension AlertDesk {
 
     /// Fires what is due by `now` on the monotonic clock (the timer's tick): supervision, ladder
     /// steps and reminders of open alerts, ack timeouts of acked ones.
-    public mutating func fireDueSteps(at now: Moment) -> DeskOutcome {
+    /// `coalescingNanos`: steps due that much after `now` fire with the due ones, in the same
+    /// outcome (one commit), up to that much early — so a burst of deadlines a little apart is
+    /// not fired ever later, each waiting for the previous one's write (the daemon uses 10 ms).
+    public mutating func fireDueSteps(at now: Moment, coalescingNanos: UInt64 = 0) -> DeskOutcome {
         var out = fireSupervision(at: now)
-        for entry in timers.popDue(at: now.monotonic) {
+        let horizon = Moment(wall: now.wall, monotonicNanos: now.monotonicNanos + coalescingNanos)
+        for entry in timers.popDue(at: horizon.monotonic) {
             guard var a = openAlerts[entry.alert] else { continue }
-            out.lateness.append((now.monotonic - entry.due) / 1_000_000)
+            out.lateness.append(max(0, now.monotonic - entry.due) / 1_000_000)
             if a.state == .acked {
-                reopenAfterAckTimeout(&a, at: now, into: &out)
+                reopenAfterAckTimeout(&a, at: horizon, into: &out)
             } else {
-                fireDue(&a, from: entry.due, reason: .escalated, at: now, into: &out)
+                fireDue(&a, from: entry.due, reason: .escalated, at: horizon, into: &out)
             }
             store(a, at: now.wall, into: &out)
         }

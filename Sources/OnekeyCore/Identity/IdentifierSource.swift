@@ -49,6 +49,9 @@ public struct IdentifierSource: Sendable {
         return String(decoding: out, as: UTF8.self)
     }
 
+    /// The issue time (milliseconds) an id carries; at or after the wall clock when it was issued.
+    public static func milliseconds(of id: String) -> Int64? { decode(id).map { Int64($0.0) } }
+
     static func decode(_ id: String) -> (UInt64, UInt16, UInt64)? {
         let b = Array(id.utf8)
         guard b.count == 26 else { return nil }

@@ -147,6 +147,9 @@ public struct ModemSession: Sendable {
     /// Ids of queued messages, oldest first (the status's `sms_waiting`).
     public var waitingSMS: [String] { sms.map(\.message.id) }
     public var parserSkippedBytes: Int { parser.skippedBytes }
+    /// Everything the session holds that input could grow: a partial line's bytes and the queued
+    /// SMS, calls, reads, deletes and polls (the abuse tests bound it).
+    public var heldItems: Int { parser.pendingBytes + sms.count + calls.count + reads.count + deletes.count + polls.count }
 
     // MARK: Lines
 
