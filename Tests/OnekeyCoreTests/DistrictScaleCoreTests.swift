@@ -42,6 +42,18 @@ import Testing
         #expect(times[20_000]! < 20)
     }
 
+    /// The configuration keeps no storage of the parse tree (which is freed whole, so its pages
+    /// go back to the kernel): long strings are fresh copies, short ones inline.
+    @Test func configurationStringsAreDetachedFromTheParseTree() throws {
+        let long = String(repeating: "第网格", count: 4)
+        let copy = ConfigLoader.detached(long)
+        #expect(copy == long)
+        let a = long.utf8.withContiguousStorageIfAvailable { UInt(bitPattern: $0.baseAddress) }
+        let b = copy.utf8.withContiguousStorageIfAvailable { UInt(bitPattern: $0.baseAddress) }
+        #expect(a != nil && b != nil && a != b)
+        #expect(ConfigLoader.detached("short") == "short")
+    }
+
     @Test func lookupsFollowAListChangedAfterLoading() throws {
         var config = try ConfigLoader.parse(Self.district(devices: 3, grids: 2), path: "d.toml")
         config.devices[0].grid = "g1"
