@@ -98,7 +98,7 @@ public final class Store: Sendable {
             // tables' right edges) are in every interval, so a longer one writes them less often
             // (measured: ~2.5 → ~0.8 KB per press). 4 MiB of WAL replay at start is a few ms.
             try db.execute(sql: "PRAGMA journal_size_limit = 4194304")
-            try db.execute(sql: "PRAGMA wal_autocheckpoint = 4000")
+            try db.execute(sql: "PRAGMA wal_autocheckpoint = \(walFrames)")
         }
         return config
     }

@@ -44,6 +44,9 @@ extension Store {
 
     struct CorruptStore: Error, CustomStringConvertible { var description: String }
 
+    /// Frames between automatic checkpoints (`wal_autocheckpoint`).
+    static let walFrames = 4000
+
     /// Opens, checks and migrates; a failure that means "this file is damaged" becomes `CorruptStore`.
     static func openChecked(path: String, config: Configuration, pageSize: Int, autoVacuum: Bool) throws -> (DatabaseQueue, StoreOpening) {
         do {

@@ -165,6 +165,26 @@ import Testing
     }
 
     /// 100,000 unknown-noise events: DB size, then all pruned in small batches; the file shrinks.
+    /// After the idle checkpoint the WAL keeps one checkpoint interval of allocated blocks, and
+    /// commits overwrite them from the start (an `fdatasync` without an inode update).
+    @Test func idleCheckpointLeavesTheWALAllocatedAndCommitsOverwriteIt() throws {
+        let dir = try TempDirectory.make("walkeep")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let store = try Store(directory: dir)
+        var presses = try PressSource()
+        for _ in 0..<20 { try store.deleteOutbox(try store.commit(presses.press(), at: presses.now).map(\.seq)) }
+        #expect(try store.pruneStep(now: presses.now, keepDays: 30) == 0)
+        let target = 32 + Store.walFrames * (Store.defaultPageSize + 24)
+        #expect(store.fileSizes().wal == target)
+        for _ in 0..<50 { try store.deleteOutbox(try store.commit(presses.press(), at: presses.now).map(\.seq)) }
+        #expect(store.fileSizes().wal == target, "the WAL grew: \(store.fileSizes().wal) > \(target)")
+        // Everything is still there after a reopen (zeros are read as no frames).
+        let alerts = try store.alerts(includeClosed: true, limit: 1000).count
+        try store.close()
+        let again = try Store(directory: dir)
+        #expect(try again.alerts(includeClosed: true, limit: 1000).count == alerts && alerts == 70)
+    }
+
     @Test func hundredThousandNoiseRowsPruned() throws {
         let dir = try TempDirectory.make("noise")
         defer { try? FileManager.default.removeItem(atPath: dir) }
