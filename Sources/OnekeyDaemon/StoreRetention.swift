@@ -67,7 +67,9 @@ extension Store {
         guard fstat(fd, &st) == 0 else { return }
         var offset = Int(st.st_size)
         guard offset < size else { return }
-        let zeros = [UInt8](repeating: 0, count: 64 << 10)
+        // Page by page: written in 64 KiB pieces, the page cache (Linux 6.18, ext4) kept them as
+        // 64 KiB folios, and every commit dirtied — and wrote — a whole one (28 KB per press).
+        let zeros = [UInt8](repeating: 0, count: 4096)
         while offset < size {
             let want = min(zeros.count, size - offset)
             guard let n = try? syscall("pwrite \(file)", { zeros.withUnsafeBytes { Glibc.pwrite(fd, $0.baseAddress, want, off_t(offset)) } }),
