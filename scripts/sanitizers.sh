@@ -13,8 +13,9 @@ cd "$(dirname "$0")/.."
 WHICH=${1:-all}; shift || true
 FILTER=()
 [[ ${1:-} == --filter ]] && FILTER=(--filter "$2")
-export TSAN_OPTIONS=${TSAN_OPTIONS:-"halt_on_error=1 second_deadlock_stack=1"}
-export ASAN_OPTIONS=${ASAN_OPTIONS:-"detect_leaks=0 halt_on_error=1"}
+SUPP=$PWD/scripts/sanitizers
+export TSAN_OPTIONS=${TSAN_OPTIONS:-"halt_on_error=1 second_deadlock_stack=1 suppressions=$SUPP/tsan.supp"}
+export ASAN_OPTIONS=${ASAN_OPTIONS:-"detect_leaks=0 halt_on_error=1 suppressions=$SUPP/asan.supp"}
 run() {
     local name=$1 dir=$2
     local t0=$SECONDS
