@@ -1,7 +1,5 @@
 import Foundation
 import GRDB
-import Glibc
-import OnekeyLinux
 import OnekeyCore
 
 /// Retention and file size (CONTRACT §3 `[store] keep_days`): the runtime calls `pruneStep` on an
@@ -44,39 +42,14 @@ extension Store {
     }
 
     /// Idle housekeeping: copies the WAL into the database and starts it over from its beginning
-    /// (RESTART), keeping the file, which is then filled with zeros up to one checkpoint interval
-    /// if it is shorter (SQLite deletes it when it closes the store): later commits overwrite
-    /// blocks already allocated, and an `fdatasync` that needs no inode update is the cheap one
-    /// (StoreTests: 4 KiB append p50 0.23 ms, overwrite 0.09 ms). SQLite reads zeros as no frames
-    /// and, after RESTART, writes from the start. A WAL grown past 8 MiB is truncated first.
+    /// (RESTART), keeping the file: later commits overwrite blocks already allocated, and an
+    /// `fdatasync` that needs no inode update is the cheap one (StoreTests: 4 KiB append p50
+    /// 0.23 ms, overwrite 0.09 ms). A WAL grown past 8 MiB (a backlog written at once) is truncated.
+    /// (Filling a missing WAL with zeros ahead of time was tried and dropped: the 2 MiB write
+    /// blocked the loop, and on the full-disk test a press went missing — see docs/benchmarks.md.)
     func idleCheckpoint() throws {
         let mode = fileSizes().wal > 8 << 20 ? "TRUNCATE" : "RESTART"
-        try db.writeWithoutTransaction { db in
-            _ = try Row.fetchOne(db, sql: "PRAGMA wal_checkpoint(\(mode))")
-            let pageSize = try Int.fetchOne(db, sql: "PRAGMA page_size") ?? Self.defaultPageSize
-            // Inside the connection's turn: no commit can run while the file is extended.
-            Self.extendWithZeros(path + "-wal", to: 32 + Self.walFrames * (pageSize + 24))
-        }
-    }
-
-    /// Best effort (a failure only costs speed): zeros from the file's end up to `size`.
-    static func extendWithZeros(_ file: String, to size: Int) {
-        guard let fd = try? syscall("open \(file)", { Glibc.open(file, O_WRONLY | O_CLOEXEC) }) else { return }
-        defer { Glibc.close(fd) }
-        var st = stat()
-        guard fstat(fd, &st) == 0 else { return }
-        var offset = Int(st.st_size)
-        guard offset < size else { return }
-        // Page by page: written in 64 KiB pieces, the page cache (Linux 6.18, ext4) kept them as
-        // 64 KiB folios, and every commit dirtied — and wrote — a whole one (28 KB per press).
-        let zeros = [UInt8](repeating: 0, count: 4096)
-        while offset < size {
-            let want = min(zeros.count, size - offset)
-            guard let n = try? syscall("pwrite \(file)", { zeros.withUnsafeBytes { Glibc.pwrite(fd, $0.baseAddress, want, off_t(offset)) } }),
-                  n > 0 else { return }
-            offset += n
-        }
-        _ = try? syscall("fdatasync \(file)") { fdatasync(fd) }
+        try db.writeWithoutTransaction { db in _ = try Row.fetchOne(db, sql: "PRAGMA wal_checkpoint(\(mode))") }
     }
 
     /// Without auto-vacuum, freed pages are reused by later inserts, so the file stays at its high
