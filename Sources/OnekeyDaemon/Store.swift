@@ -39,7 +39,7 @@ public struct StoreBatch: Sendable {
 ///   (upsert, no delete+insert), the outbox keyed by a seq the store counts in memory (no
 ///   `sqlite_sequence` page). See `docs/benchmarks.md` / the report for the measured bytes.
 /// - Bounded file: `auto_vacuum = INCREMENTAL`, `pruneStep` (StoreRetention.swift),
-///   `journal_size_limit`, idle RESTART checkpoints keeping the WAL allocated (`idleCheckpoint`).
+///   `journal_size_limit`, TRUNCATE checkpoints when idle.
 /// - Opening a corrupt file moves it aside and starts a new store (StoreOpening.swift).
 public final class Store: Sendable {
     public let path: String

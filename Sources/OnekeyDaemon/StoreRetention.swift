@@ -8,7 +8,7 @@ extension Store {
     /// Deletes at most `batch` events and closed alerts older than `keepDays` (events first, oldest
     /// first). Freed pages are reused; with nothing to prune it VACUUMs a mostly free file. Never touches
     /// open or acked alerts, their events, or the outbox. With nothing to prune it checkpoints the
-    /// WAL (`idleCheckpoint`). No fsync of its own: a lost prune is redone.
+    /// WAL (TRUNCATE) so the WAL file does not stay large. No fsync of its own: a lost prune is redone.
     /// Returns the number of rows deleted.
     @discardableResult
     public func pruneStep(now: Timestamp, keepDays: Int, batch: Int = 500) throws -> Int {
@@ -36,21 +36,11 @@ extension Store {
             try relaxed { db in try db.execute(sql: "PRAGMA incremental_vacuum") }  // no-op without auto_vacuum
         } else {
             try shrinkIfMostlyFree()
-            try idleCheckpoint()
+            try checkpoint()
         }
         return deleted
     }
 
-    /// Idle housekeeping: copies the WAL into the database and starts it over from its beginning
-    /// (RESTART), keeping the file: later commits overwrite blocks already allocated, and an
-    /// `fdatasync` that needs no inode update is the cheap one (StoreTests: 4 KiB append p50
-    /// 0.23 ms, overwrite 0.09 ms). A WAL grown past 8 MiB (a backlog written at once) is truncated.
-    /// (Filling a missing WAL with zeros ahead of time was tried and dropped: the 2 MiB write
-    /// blocked the loop, and on the full-disk test a press went missing — see docs/benchmarks.md.)
-    func idleCheckpoint() throws {
-        let mode = fileSizes().wal > 8 << 20 ? "TRUNCATE" : "RESTART"
-        try db.writeWithoutTransaction { db in _ = try Row.fetchOne(db, sql: "PRAGMA wal_checkpoint(\(mode))") }
-    }
 
     /// Without auto-vacuum, freed pages are reused by later inserts, so the file stays at its high
     /// water mark; once retention has freed more than half of it (and at least 256 pages), one

@@ -165,26 +165,6 @@ import Testing
     }
 
     /// 100,000 unknown-noise events: DB size, then all pruned in small batches; the file shrinks.
-    /// After the idle checkpoint the WAL keeps its allocated blocks, and commits overwrite them
-    /// from the start (an `fdatasync` without an inode update).
-    @Test func idleCheckpointKeepsTheWALAndCommitsOverwriteIt() throws {
-        let dir = try TempDirectory.make("walkeep")
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        let store = try Store(directory: dir)
-        var presses = try PressSource()
-        for _ in 0..<50 { try store.deleteOutbox(try store.commit(presses.press(), at: presses.now).map(\.seq)) }
-        let grown = store.fileSizes().wal
-        #expect(try store.pruneStep(now: presses.now, keepDays: 30) == 0)
-        let kept = store.fileSizes().wal
-        #expect(kept >= grown && kept > 0, "the idle checkpoint kept the file: \(grown) → \(kept)")
-        for _ in 0..<20 { try store.deleteOutbox(try store.commit(presses.press(), at: presses.now).map(\.seq)) }
-        #expect(store.fileSizes().wal == kept, "the WAL grew: \(store.fileSizes().wal) > \(kept)")
-        let alerts = try store.alerts(includeClosed: true, limit: 1000).count
-        try store.close()
-        let again = try Store(directory: dir)
-        #expect(try again.alerts(includeClosed: true, limit: 1000).count == alerts && alerts == 70)
-    }
-
     @Test func hundredThousandNoiseRowsPruned() throws {
         let dir = try TempDirectory.make("noise")
         defer { try? FileManager.default.removeItem(atPath: dir) }
