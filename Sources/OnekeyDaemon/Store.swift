@@ -288,9 +288,9 @@ public final class Store: Sendable {
     public func events(alert id: String, limit: Int = 10_000) throws -> [GatewayEvent] {
         try db.read { db in
             guard let a = try Row.fetchOne(db, sql: "SELECT raised_at, resolved_at FROM alerts WHERE id = ?", arguments: [id]) else { return [] }
-            let low = Self.idPrefix(at: Timestamp(milliseconds: (a["raised_at"] as Int64) - 60_000))
+            let low = IdentifierSource.prefix(at: Timestamp(milliseconds: (a["raised_at"] as Int64) - 60_000))
             let high = (a["resolved_at"] as Int64?).map { resolved in
-                Self.idPrefix(at: Timestamp(milliseconds: max(resolved, IdentifierSource.milliseconds(of: id) ?? 0) + 86_400_000)) + "~"
+                IdentifierSource.prefix(at: Timestamp(milliseconds: max(resolved, IdentifierSource.milliseconds(of: id) ?? 0) + 86_400_000)) + "~"
             } ?? "~"
             return try Row.fetchAll(db, sql: "SELECT * FROM events WHERE id >= ? AND id <= ? AND alert_id = ? ORDER BY id LIMIT ?",
                                     arguments: [low, high, id, limit]).compactMap(Self.event)
@@ -302,22 +302,13 @@ public final class Store: Sendable {
     /// Event ids are time-sortable and never go back (IdentifierSource), so the primary key bounds
     /// the search (no extra index written per press); a wall clock stepped back only widens it.
     public func recentEvents(since: Timestamp, limit: Int = 10_000) throws -> [GatewayEvent] {
-        let lowest = Self.idPrefix(at: since.adding(milliseconds: -60_000))
+        let lowest = IdentifierSource.prefix(at: since.adding(milliseconds: -60_000))
         return try db.read { db in
             try Row.fetchAll(db, sql: "SELECT * FROM events WHERE id >= ? AND received_at >= ? ORDER BY id LIMIT ?",
                              arguments: [lowest, since.milliseconds, limit]).compactMap(Self.event)
         }
     }
 
-    /// The 10-character time part of the ids IdentifierSource issues at `t` (ULID layout): it sorts
-    /// at or before every id issued at or after `t`.
-    static func idPrefix(at t: Timestamp) -> String {
-        let alphabet = Array("0123456789ABCDEFGHJKMNPQRSTVWXYZ".utf8)
-        var out = [UInt8](repeating: 0, count: 10)
-        var ms = UInt64(max(0, t.milliseconds))
-        for i in stride(from: 9, through: 0, by: -1) { out[i] = alphabet[Int(ms & 31)]; ms >>= 5 }
-        return String(decoding: out, as: UTF8.self)
-    }
 
     public func devices() throws -> [DeviceState] {
         try db.read { db in

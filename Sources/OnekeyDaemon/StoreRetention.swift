@@ -41,7 +41,6 @@ extension Store {
         return deleted
     }
 
-
     /// Without auto-vacuum, freed pages are reused by later inserts, so the file stays at its high
     /// water mark; once retention has freed more than half of it (and at least 256 pages), one
     /// VACUUM gives the space back. It needs free space about the size of the live data.

@@ -42,6 +42,18 @@ import Testing
         #expect(ids.allSatisfy { $0.count == 26 })
     }
 
+    /// The time prefix the store bounds its id scans with: an id issued at `t` starts with it,
+    /// and it sorts after every id issued a millisecond earlier.
+    @Test func timePrefixBoundsTheIDsOfAnInstant() {
+        var source = IdentifierSource()
+        let t = Timestamp(milliseconds: 1_795_000_000_123)
+        let earlier = source.next(at: t.adding(milliseconds: -1))
+        let id = source.next(at: t)
+        #expect(id.hasPrefix(IdentifierSource.prefix(at: t)))
+        #expect(IdentifierSource.prefix(at: t).count == 10)
+        #expect(earlier < IdentifierSource.prefix(at: t))
+    }
+
     @Test func aClockSteppedBackStillYieldsLaterIDs() {
         var first = IdentifierSource()
         let old = first.next(at: Timestamp(milliseconds: 1_800_000_000_000))

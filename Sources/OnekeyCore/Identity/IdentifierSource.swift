@@ -35,10 +35,22 @@ public struct IdentifierSource: Sendable {
         return Self.encode(lastMillis, lastRandomHi, lastRandomLo)
     }
 
-    static func encode(_ ms: UInt64, _ hi: UInt16, _ lo: UInt64) -> String {
-        var out = [UInt8](repeating: 0, count: 26)
+    /// The 10-character time part of the ids issued at `t`: it sorts at or before every id issued
+    /// at or after `t` (the store bounds its scans of time-sorted ids with it).
+    public static func prefix(at t: Timestamp) -> String {
+        var out = [UInt8](repeating: 0, count: 10)
+        writeTime(UInt64(max(0, t.milliseconds)), into: &out)
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    private static func writeTime(_ ms: UInt64, into out: inout [UInt8]) {
         var t = ms
         for i in stride(from: 9, through: 0, by: -1) { out[i] = alphabet[Int(t & 31)]; t >>= 5 }
+    }
+
+    static func encode(_ ms: UInt64, _ hi: UInt16, _ lo: UInt64) -> String {
+        var out = [UInt8](repeating: 0, count: 26)
+        writeTime(ms, into: &out)
         // 80 random bits: hi (16) then lo (64), as 16 base32 digits.
         var l = lo, h = UInt64(hi)
         for i in stride(from: 25, through: 10, by: -1) {
