@@ -4,8 +4,10 @@ import OnekeyLinux
 
 /// A real mosquitto on 127.0.0.1 and a free port, for tests and the benchmark.
 public final class Broker: @unchecked Sendable {
-    public let port: Int
+    /// Chosen free at creation; a new one only if mosquitto finds it taken before it binds.
+    public private(set) var port: Int
     public let directory: String
+    private let portChosenHere: Bool
     private var process: Process?
     private let extraConfig: String
 
@@ -19,11 +21,25 @@ public final class Broker: @unchecked Sendable {
     /// (as a production broker would), in its temp directory.
     public init(extraConfig: String = "", port: Int? = nil, persistent: Bool = false) throws {
         self.port = try port ?? Self.freePort()
+        portChosenHere = port == nil
         directory = try TempDirectory.make("broker")
         chmod(directory, 0o777)  // mosquitto started as root drops to its own user
         self.extraConfig = extraConfig
         self.persistent = persistent
-        try start()
+        // A port free a moment ago may be taken by another test's broker before this one binds
+        // it; then that other broker would answer our connects. Take another port instead.
+        var attempt = 1
+        while true {
+            do { try start(); break } catch is PortTaken where portChosenHere && attempt < 5 {
+                attempt += 1
+                self.port = try Self.freePort()
+            }
+        }
+    }
+
+    private struct PortTaken: Error, CustomStringConvertible {
+        var port: Int
+        var description: String { "mosquitto: port \(port) is taken by another process" }
     }
 
     /// A TCP port that was free a moment ago (bound to port 0, then released).
@@ -63,6 +79,14 @@ public final class Broker: @unchecked Sendable {
             \(extraConfig)
             """
         try text.write(toFile: conf, atomically: true, encoding: .utf8)
+        let logPath = directory + "/mosquitto.log"
+        let logStart = (try? FileManager.default.attributesOfItem(atPath: logPath)[.size] as? Int) ?? 0
+        func logSinceStart() -> String {
+            guard let h = FileHandle(forReadingAtPath: logPath) else { return "" }
+            defer { try? h.close() }
+            try? h.seek(toOffset: UInt64(logStart))
+            return String(decoding: h.readDataToEndOfFile(), as: UTF8.self)
+        }
         let p = Process()
         // The test runner blocks SIGTERM in its threads and children inherit the mask; unblock it
         // so mosquitto can stop gracefully (and save its sessions) as a real broker would.
@@ -73,11 +97,16 @@ public final class Broker: @unchecked Sendable {
         p.standardError = FileHandle(forWritingAtPath: "/dev/null")
         try p.run()
         process = p
-        // Ready when it accepts a TCP connection.
-        let deadline = Date(timeIntervalSinceNow: 10)
+        // Ready when this process says it runs (so its listeners are open) and the port answers;
+        // a connect alone could reach another broker that took the port first.
+        let deadline = Date(timeIntervalSinceNow: 30)
         while Date() < deadline {
-            if Self.canConnect(port: port) { return }
-            guard p.isRunning else { break }
+            if p.isRunning, logSinceStart().contains(" running"), Self.canConnect(port: port) { return }
+            guard p.isRunning else {
+                process = nil
+                if logSinceStart().contains("Address already in use") { throw PortTaken(port: port) }
+                break
+            }
             usleep(20_000)
         }
         throw HarnessError("mosquitto did not start on port \(port); see \(directory)/mosquitto.log")

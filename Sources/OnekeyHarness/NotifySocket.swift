@@ -48,9 +48,11 @@ public final class NotifySocket: @unchecked Sendable {
     public func wait(for line: String, after from: Int = 0, timeout: Double) -> Int? {
         lock.lock(); defer { lock.unlock() }
         let deadline = Date(timeIntervalSinceNow: timeout)
+        var timedOut = false
         while true {
             if let i = messages.indices.dropFirst(from).first(where: { messages[$0].text.split(separator: "\n").contains { $0 == line } }) { return i }
-            if !lock.wait(until: deadline) { return nil }
+            if timedOut { return nil }
+            timedOut = !lock.wait(until: deadline)  // then look once more: the signal may have raced it
         }
     }
 

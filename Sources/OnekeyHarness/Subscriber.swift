@@ -69,8 +69,9 @@ public final class Subscriber: @unchecked Sendable {
         }
         guard mosquitto_connect(h, "127.0.0.1", Int32(port), 30) == 0 else { throw HarnessError("subscriber cannot connect to 127.0.0.1:\(port)") }
         guard mosquitto_loop_start(h) == 0 else { throw HarnessError("mosquitto_loop_start") }
-        try waitFor(timeout: 10, "connect") { self.connected }
-        try waitFor(timeout: 10, "subscribe") { self.subscribed >= topics.count }
+        // Generous: a loaded CI machine has stalled this whole process for 9 s.
+        try waitFor(timeout: 30, "connect to 127.0.0.1:\(port)") { self.connected }
+        try waitFor(timeout: 30, "subscribe") { self.subscribed >= topics.count }
     }
 
     /// Publishes (QoS 1) and waits for the broker's PUBACK.
@@ -79,14 +80,15 @@ public final class Subscriber: @unchecked Sendable {
         var mid: Int32 = 0
         let rc = payload.withUnsafeBytes { p in mosquitto_publish(mosq, &mid, topic, Int32(p.count), p.baseAddress, 1, retain) }
         guard rc == 0 else { throw HarnessError("publish failed: \(rc)") }
-        try waitFor(timeout: 10, "puback") { self.published.contains(mid) }
+        try waitFor(timeout: 30, "puback") { self.published.contains(mid) }
     }
 
     private func waitFor(timeout: Double, _ what: String, _ done: () -> Bool) throws {
         lock.lock(); defer { lock.unlock() }
         let deadline = Date(timeIntervalSinceNow: timeout)
         while !done() {
-            guard lock.wait(until: deadline) else { throw HarnessError("timed out waiting for \(what)") }
+            // A wait that times out may still have been raced by the signal: look once more.
+            if !lock.wait(until: deadline) && !done() { throw HarnessError("timed out waiting for \(what)") }
         }
     }
 
@@ -117,7 +119,7 @@ public final class Subscriber: @unchecked Sendable {
                 if match(messages[i]) { return (i, messages[i]) }
                 i += 1
             }
-            if !lock.wait(until: deadline) { return nil }
+            if !lock.wait(until: deadline) && i == messages.count { return nil }
         }
     }
 

@@ -6,6 +6,16 @@ import Testing
 
 /// Nothing is lost: broker outages and SIGKILLs in the middle of a burst.
 @Suite(.serialized) struct DeliveryTests {
+    /// The harness's own broker must be the one answering on its port: a second broker told to use
+    /// a port already taken fails loudly instead of "starting" because the first one answers.
+    /// (CI once lost a test to a subscriber that connected to another test's TLS listener.)
+    @Test func aBrokerOnATakenPortFailsInsteadOfBorrowingTheOtherOne() throws {
+        let first = try Broker()
+        defer { first.stop() }
+        #expect(throws: (any Error).self) { _ = try Broker(port: first.port) }
+        #expect(first.isRunning)
+    }
+
     @Test func pressesDuringABrokerOutageArriveInOrderAfterItReturns() throws {
         let devices = Rig.addresses(5)
         let rig = try Rig(devices: devices, persistentBroker: true)
