@@ -20,6 +20,7 @@ let package = Package(
         .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd", providers: [.apt(["libsystemd-dev"])]),
         .systemLibrary(name: "CUdev", pkgConfig: "libudev", providers: [.apt(["libudev-dev"])]),
         .systemLibrary(name: "CUmockdev", pkgConfig: "umockdev-1.0", providers: [.apt(["libumockdev-dev"])]),
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
 
         // Pure domain core: models, configuration, decoders, dedup, roster, alert desk. No I/O; clock injected.
         .target(name: "OnekeyCore"),
@@ -36,7 +37,7 @@ let package = Package(
 
         // Daemon wiring: store, gateway, services, control socket.
         .target(name: "OnekeyDaemon", dependencies: [
-            "OnekeyCore", "OnekeyLinux",
+            "OnekeyCore", "OnekeyLinux", "CZlib",
             .product(name: "GRDB", package: "GRDB.swift"),
             .product(name: "Logging", package: "swift-log"),
         ]),

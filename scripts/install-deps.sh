@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages onekeyd builds, tests and runs with (Debian 12). Idempotent.
 set -euo pipefail
-PACKAGES=(libudev-dev libsqlite3-dev libmosquitto-dev libsystemd-dev mosquitto mosquitto-clients
+PACKAGES=(libudev-dev libsqlite3-dev libmosquitto-dev libsystemd-dev zlib1g-dev mosquitto mosquitto-clients
           umockdev libumockdev-dev socat tzdata systemd python3 openssl procps
           udev util-linux systemd-container debootstrap dpkg-dev binutils faketime)
 missing=()

@@ -336,6 +336,7 @@ public final class Gateway {
         guard connected, let link, !storeClosed else { return }
         while inflight.count < Self.window {
             let rows = journal.pending(after: sentThrough, limit: Self.window - inflight.count)
+            for line in store.takeDamage() { logger.critical("store: \(line)") }
             if rows.isEmpty { outboxTail = sentThrough; return }
             for row in rows {
                 guard let (gen, mid) = link.publish(topic: row.message.topic, payload: row.message.payload, retain: row.message.retain) else {

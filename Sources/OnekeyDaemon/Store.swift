@@ -37,7 +37,8 @@ public struct StoreBatch: Sendable {
 ///   so no per-transaction fcntl locks and no `-shm` file.
 /// - Few pages per press: 512-byte pages, events and devices `WITHOUT ROWID`, alerts updated in place
 ///   (upsert, no delete+insert), the outbox keyed by a seq the store counts in memory (no
-///   `sqlite_sequence` page). See `docs/benchmarks.md` / the report for the measured bytes.
+///   `sqlite_sequence` page), a commit's messages in one deflated row (`OutboxBatch`).
+///   See `docs/benchmarks.md` for the measured bytes.
 /// - Bounded file: `auto_vacuum = INCREMENTAL`, `pruneStep` (StoreRetention.swift),
 ///   `journal_size_limit`, TRUNCATE checkpoints when idle.
 /// - Opening a corrupt file moves it aside and starts a new store (StoreOpening.swift).
@@ -49,10 +50,16 @@ public final class Store: Sendable {
     let synchronousFull: Bool
     /// The greatest outbox seq issued in this run (never reused while the process lives).
     private let lastSeq: Mutex<Int64>
-    /// Delivered outbox seqs not yet deleted: folded into the next commit (the freed leaf is
-    /// reused by that commit's inserts, so the page is written once) or flushed by `flushDeletes`.
+    /// Which stored outbox messages the broker has not acknowledged yet, by batch row.
+    private let ledger: Mutex<OutboxLedger>
+    /// Batch rows whose every message was delivered, not yet deleted: folded into the next commit
+    /// (the freed leaf is reused by that commit's insert, so the page is written once) or flushed
+    /// by `flushDeletes`.
     private let queuedDeletes = Mutex<[Int64]>([])
-    static let deleteFlushThreshold = 512
+    static let deleteFlushThreshold = 128
+    private let deflater = Mutex(Deflater())
+    /// Batch rows found unreadable (and dropped) since the daemon last asked: `takeDamage()`.
+    private let damage = Mutex<[String]>([])
 
     /// Page size for new stores (measured: see `StoreTests.bytesPerPress`).
     /// 512 B, SQLite's smallest: a press changes about as many pages at any size (a header, a
@@ -68,8 +75,11 @@ public final class Store: Sendable {
         let (queue, opening) = try Self.openRecovering(directory: directory, path: path, synchronousFull: synchronousFull, pageSize: pageSize, autoVacuum: autoVacuum)
         db = queue
         self.opening = opening
-        let maxSeq = try queue.read { db in try Int64.fetchOne(db, sql: "SELECT MAX(seq) FROM outbox") } ?? 0
-        lastSeq = Mutex(maxSeq)
+        let batches = try queue.read { db in try Row.fetchAll(db, sql: "SELECT first_seq, count FROM outbox_batches") }
+        var l = OutboxLedger()
+        for r in batches { l.add(firstSeq: r[0], count: r[1]) }
+        lastSeq = Mutex(batches.map { ($0[0] as Int64) + ($0[1] as Int64) - 1 }.max() ?? 0)
+        ledger = Mutex(l)
     }
 
     public static let fileName = "onekeyd.sqlite"
@@ -119,16 +129,23 @@ public final class Store: Sendable {
     /// the queued outbox deletes folded in.
     public func write(_ batch: StoreBatch) throws {
         guard !batch.isEmpty else { return }
+        let outbox = OutboxBatch.grouping(batch.outbox)
+        let bodies = deflater.withLock { d in outbox.map { $0.body(&d) } }
         let deletes = queuedDeletes.withLock { q in defer { q = [] }; return q }
         do {
             try db.write { db in
                 try Self.delete(deletes, db)
                 try Self.insert(batch, db)
+                let s = try db.cachedStatement(sql: Self.insertOutbox)
+                for (b, body) in zip(outbox, bodies) {
+                    try s.execute(arguments: [b.firstSeq, b.messages.count, b.createdAt.milliseconds, b.lastKey, Data(body)])
+                }
             }
         } catch {
             queuedDeletes.withLock { $0 = deletes + $0 }
             throw error
         }
+        ledger.withLock { l in for b in outbox { l.add(firstSeq: b.firstSeq, count: Int64(b.messages.count)) } }
     }
 
     /// Compatibility for today's gateway: allocates seqs, commits, returns the outbox rows added.
@@ -156,7 +173,7 @@ public final class Store: Sendable {
         INSERT INTO devices (id, online, last_seen, battery_low) VALUES (?, ?, ?, ?)
         ON CONFLICT(id) DO UPDATE SET online = excluded.online, last_seen = excluded.last_seen, battery_low = excluded.battery_low
         """
-    static let insertOutbox = "INSERT OR REPLACE INTO outbox (seq, topic, payload, retain, msg_key, created_at) VALUES (?, ?, ?, ?, ?, ?)"
+    static let insertOutbox = "INSERT OR REPLACE INTO outbox_batches (first_seq, count, created_at, last_key, body) VALUES (?, ?, ?, ?, ?)"
 
     /// Statements are compiled once per connection (`cachedStatement`): parsing and authorizing
     /// SQL was a fifth of a press's CPU time.
@@ -172,12 +189,6 @@ public final class Store: Sendable {
         if !b.devices.isEmpty {
             let s = try db.cachedStatement(sql: upsertDevice)
             for d in b.devices { try s.execute(arguments: [d.id, d.online, d.lastSeen?.milliseconds, d.batteryLow]) }
-        }
-        if !b.outbox.isEmpty {
-            let s = try db.cachedStatement(sql: insertOutbox)
-            for r in b.outbox {
-                try s.execute(arguments: [r.seq, r.message.topic, Data(r.message.payload), r.message.retain, r.message.key, r.createdAt.milliseconds])
-            }
         }
     }
 
@@ -196,12 +207,16 @@ public final class Store: Sendable {
             a.resolvedAt?.milliseconds, a.resolvedBy, a.note, a.test, a.nextStepAt?.milliseconds, a.unattended])
     }
 
-    /// Removes messages the broker acknowledged, without an fsync of its own: the seqs are queued
-    /// and deleted inside the next commit, or by `flushDeletes` (idle timer, `pruneStep`, `close`,
-    /// or when 512 are queued). A delete lost in a crash only resends a message with its `msg_id`.
+    /// Removes messages the broker acknowledged, without an fsync of its own: a batch row whose
+    /// every message is delivered is queued and deleted inside the next commit, or by
+    /// `flushDeletes` (idle timer, `pruneStep`, `close`, or when 128 rows are queued). A delete
+    /// lost in a crash only resends messages with their `msg_id`s (so does a crash between the
+    /// deliveries of one row's messages). Seqs the store does not hold are ignored.
     public func deleteOutbox(_ seqs: [Int64]) throws {
         guard !seqs.isEmpty else { return }
-        let queued = queuedDeletes.withLock { q in q += seqs; return q.count }
+        let done = ledger.withLock { l in seqs.compactMap { l.deliver($0) } }
+        guard !done.isEmpty else { return }
+        let queued = queuedDeletes.withLock { q in q += done; return q.count }
         if queued >= Self.deleteFlushThreshold { try flushDeletes() }
     }
 
@@ -217,7 +232,7 @@ public final class Store: Sendable {
 
     static func delete(_ seqs: [Int64], _ db: Database) throws {
         for chunk in stride(from: 0, to: seqs.count, by: 500).map({ Array(seqs[$0..<min($0 + 500, seqs.count)]) }) {
-            try db.execute(sql: "DELETE FROM outbox WHERE seq IN (\(chunk.map { _ in "?" }.joined(separator: ",")))",
+            try db.execute(sql: "DELETE FROM outbox_batches WHERE first_seq IN (\(chunk.map { _ in "?" }.joined(separator: ",")))",
                            arguments: StatementArguments(chunk))
         }
     }
@@ -238,31 +253,74 @@ public final class Store: Sendable {
 
     // MARK: Reading
 
-    /// Undelivered rows after `seq` (queued deletes excluded).
+    static let batchesAfter = """
+        SELECT first_seq, count, created_at, body FROM outbox_batches
+        WHERE first_seq > ? AND first_seq + count > ? ORDER BY first_seq LIMIT ?
+        """
+
+    /// Undelivered messages after `seq`, ascending, at most `limit`. A row that cannot be read
+    /// is dropped (its messages are lost: reported by `takeDamage`), so it cannot wedge the outbox.
     public func outbox(after seq: Int64, limit: Int) throws -> [OutboxRow] {
-        let deleted = Set(queuedDeletes.withLock { $0 })
-        return try db.read { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?", arguments: [seq, limit + deleted.count])
-                .map(Self.outboxRow).filter { !deleted.contains($0.seq) }.prefix(limit).map { $0 }
+        var out: [OutboxRow] = []
+        // A batch holding seqs after `seq` starts at most `maxMessages - 1` before it.
+        var from = seq - Int64(OutboxBatch.maxMessages)
+        while out.count < limit {
+            let fetched = try db.read { db in
+                try Row.fetchAll(db.cachedStatement(sql: Self.batchesAfter), arguments: [from, seq + 1, 32])
+            }
+            for r in fetched {
+                from = r[0]
+                guard let batch = readBatch(r) else { continue }
+                let pending = ledger.withLock { l in batch.rows.filter { $0.seq > seq && l.isPending($0.seq) } }
+                out += pending.prefix(limit - out.count)
+                if out.count >= limit { break }
+            }
+            if fetched.count < 32 { break }
+        }
+        return out
+    }
+
+    private func readBatch(_ r: Row) -> OutboxBatch? {
+        let first: Int64 = r[0], count: Int64 = r[1]
+        do {
+            let body: Data = r[3]
+            return try OutboxBatch.decode(firstSeq: first, count: Int(count), createdAt: Timestamp(milliseconds: r[2]), body: [UInt8](body))
+        } catch {
+            let lost = ledger.withLock { l in l.drop(firstSeq: first, count: count) }
+            damage.withLock { $0.append("\(error): \(lost) undelivered message(s) lost") }
+            queuedDeletes.withLock { $0.append(first) }
+            return nil
         }
     }
 
+    /// What was found unreadable since the last call (the daemon logs it as critical).
+    public func takeDamage() -> [String] { damage.withLock { d in defer { d = [] }; return d } }
+
+    /// Undelivered messages: how many, the oldest, and per topic (reads every stored batch: an
+    /// operator's command, not the alarm path).
     public func outboxSummary() throws -> (count: Int, oldest: Timestamp?, topics: [(topic: String, count: Int, since: Timestamp)]) {
         try flushDeletes()
-        return try db.read { db in
-            let count = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM outbox") ?? 0
-            let oldest = try Int64.fetchOne(db, sql: "SELECT MIN(created_at) FROM outbox").map(Timestamp.init(milliseconds:))
-            let topics = try Row.fetchAll(db, sql: "SELECT topic, COUNT(*) AS n, MIN(created_at) AS since FROM outbox GROUP BY topic ORDER BY MIN(seq)").map {
-                (topic: $0["topic"] as String, count: $0["n"] as Int, since: Timestamp(milliseconds: $0["since"]))
+        var topics: [String: (count: Int, since: Timestamp, order: Int64)] = [:]
+        var oldest: Timestamp?
+        var from = Int64.min
+        while true {
+            let fetched = try db.read { db in
+                try Row.fetchAll(db, sql: "SELECT first_seq, count, created_at, body FROM outbox_batches WHERE first_seq > ? ORDER BY first_seq LIMIT 256",
+                                 arguments: [from])
             }
-            return (count, oldest, topics)
+            for r in fetched {
+                from = r[0]
+                guard let batch = readBatch(r) else { continue }
+                for row in batch.rows where ledger.withLock({ $0.isPending(row.seq) }) {
+                    oldest = min(oldest ?? row.createdAt, row.createdAt)
+                    let t = topics[row.message.topic]
+                    topics[row.message.topic] = ((t?.count ?? 0) + 1, min(t?.since ?? row.createdAt, row.createdAt), t?.order ?? row.seq)
+                }
+            }
+            if fetched.count < 256 { break }
         }
-    }
-
-    static func outboxRow(_ r: Row) -> OutboxRow {
-        let payload: Data = r["payload"]
-        return OutboxRow(seq: r["seq"], message: OutboundMessage(topic: r["topic"], payload: [UInt8](payload), retain: r["retain"], key: r["msg_key"]),
-                         createdAt: Timestamp(milliseconds: r["created_at"]))
+        let list = topics.sorted { $0.value.order < $1.value.order }.map { (topic: $0.key, count: $0.value.count, since: $0.value.since) }
+        return (ledger.withLock { $0.pendingCount }, oldest, list)
     }
 
     public func openAlerts() throws -> [Alert] {
@@ -323,7 +381,7 @@ public final class Store: Sendable {
         try db.read { db in
             [try String.fetchOne(db, sql: "SELECT MAX(id) FROM alerts"),
              try String.fetchOne(db, sql: "SELECT MAX(id) FROM events"),
-             try String.fetchOne(db, sql: "SELECT MAX(msg_key) FROM outbox")].compactMap { $0 }
+             try String.fetchOne(db, sql: "SELECT MAX(last_key) FROM outbox_batches")].compactMap { $0 }
         }
     }
 
@@ -352,5 +410,43 @@ public final class Store: Sendable {
         let raw: Data = r["raw"]
         return GatewayEvent(id: r["id"], device: r["device"], driver: driver, address: r["address"], kind: kind, code: r["code"],
                             receivedAt: Timestamp(milliseconds: r["received_at"]), raw: [UInt8](raw), alertID: r["alert_id"], test: r["test"])
+    }
+}
+
+/// Which messages of the stored batch rows are still undelivered (in memory; rebuilt at open
+/// with every stored message undelivered).
+struct OutboxLedger {
+    /// Undelivered seq → the first seq of its batch row.
+    private var batchOf: [Int64: Int64] = [:]
+    /// Batch row → how many of its messages are undelivered.
+    private var remaining: [Int64: Int64] = [:]
+
+    var pendingCount: Int { batchOf.count }
+    func isPending(_ seq: Int64) -> Bool { batchOf[seq] != nil }
+
+    mutating func add(firstSeq: Int64, count: Int64) {
+        guard count > 0 else { return }
+        for s in firstSeq..<(firstSeq + count) where batchOf.updateValue(firstSeq, forKey: s) == nil {
+            remaining[firstSeq, default: 0] += 1
+        }
+    }
+
+    /// Marks `seq` delivered; returns its batch row's first seq when that was its last message.
+    mutating func deliver(_ seq: Int64) -> Int64? {
+        guard let first = batchOf.removeValue(forKey: seq), let left = remaining[first] else { return nil }
+        if left <= 1 { remaining[first] = nil; return first }
+        remaining[first] = left - 1
+        return nil
+    }
+
+    /// Forgets a batch row's messages; returns how many were undelivered.
+    mutating func drop(firstSeq: Int64, count: Int64) -> Int {
+        remaining[firstSeq] = nil
+        var n = 0
+        for s in firstSeq..<(firstSeq + max(count, 0)) where batchOf[s] == firstSeq {
+            batchOf[s] = nil
+            n += 1
+        }
+        return n
     }
 }

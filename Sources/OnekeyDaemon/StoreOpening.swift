@@ -188,6 +188,25 @@ extension Store {
         m.registerMigration("v4: no secondary indexes on the press path") { db in
             try db.execute(sql: "DROP INDEX IF EXISTS events_alert; DROP INDEX IF EXISTS alerts_open")
         }
+        // v5: a commit's outbox messages in one deflated row (OutboxBatch): one leaf page per
+        // press instead of four or five. Waiting messages are carried over, same seqs and ids.
+        m.registerMigration("v5: outbox batches") { db in
+            try db.execute(sql: """
+                CREATE TABLE outbox_batches (
+                    first_seq INTEGER PRIMARY KEY, count INTEGER NOT NULL, created_at INTEGER NOT NULL,
+                    last_key TEXT NOT NULL, body BLOB NOT NULL)
+                """)
+            let rows = try Row.fetchAll(db, sql: "SELECT * FROM outbox ORDER BY seq").map { r in
+                let payload: Data = r["payload"]
+                return OutboxRow(seq: r["seq"], message: OutboundMessage(topic: r["topic"], payload: [UInt8](payload), retain: r["retain"], key: r["msg_key"]),
+                                 createdAt: Timestamp(milliseconds: r["created_at"]))
+            }
+            var deflater = Deflater()
+            for b in OutboxBatch.grouping(rows) {
+                try db.execute(sql: insertOutbox, arguments: [b.firstSeq, b.messages.count, b.createdAt.milliseconds, b.lastKey, Data(b.body(&deflater))])
+            }
+            try db.execute(sql: "DROP TABLE outbox")
+        }
         return m
     }
 }

@@ -72,7 +72,7 @@ import Testing
                 """)
             if pageSize == Store.defaultPageSize && !autoVacuum { try printFdatasyncFloor(dir) }
             try store.flushDeletes()
-            #expect(try store.count("outbox") == 0)
+            #expect(try store.outboxSummary().count == 0)
         }
         #expect(perPage[512]! < perPage[1024]! && perPage[1024]! < perPage[4096]!)
         // Goal 12 KiB; measured ~8 KiB at 512-byte pages (the outbox leaves of ~1.8 KB of JSON, the
@@ -142,7 +142,7 @@ import Testing
         let recent = Timestamp(milliseconds: 1_700_000_000_000 + 500 * 86_400_000)
         var late = try PressSource(devices: 50, start: recent.milliseconds)
         try store.commit(late.press(), at: late.now)
-        let undelivered = try store.count("outbox")
+        let undelivered = try store.outboxSummary().count
         try store.checkpoint()
         let before = store.fileSizes().database
         var calls = 0, total = 0
@@ -158,7 +158,7 @@ import Testing
         #expect(calls >= 3)
         #expect(Set(try store.openAlerts().map(\.id)).isSuperset(of: open) && !open.isEmpty)
         for id in open { #expect(try store.events(alert: id).count == 1) }
-        #expect(try store.count("outbox") == undelivered)
+        #expect(try store.outboxSummary().count == undelivered)
         #expect(try store.recentEvents(since: recent.adding(seconds: -60)).count == 1)
         #expect(after < before / 2)
         #expect(store.fileSizes().wal == 0)
