@@ -72,9 +72,9 @@ enum Scenarios {
     }
 
     /// One press at a time, each a new alert on device i % devices: last byte written → page received.
-    static func pressLatency(_ d: BenchDaemon, sub: Subscriber, presses: Int, devices: Int) throws -> (latencies: [Double], lost: Int, bytesPerPress: Double) {
+    static func pressLatency(_ d: BenchDaemon, sub: Subscriber, presses: Int, devices: Int) throws -> (latencies: [Double], lost: Int, bytesPerPress: Double, cpuMsPerPress: Double) {
         var latencies = [Double](), lost = 0
-        let wb0 = ProcStats.writeBytes(d.pid)
+        let wb0 = ProcStats.writeBytes(d.pid), cpu0 = ProcStats.cpuTicks(d.pid)
         for n in 0..<presses {
             let device = DistrictConfig.deviceID(n % devices)
             let before = sub.count
@@ -83,10 +83,13 @@ enum Scenarios {
             guard let (_, m) = sub.next(after: before, timeout: 5, where: { $0.json?["device"]?.stringValue == device }) else { lost += 1; continue }
             latencies.append(Double(m.receivedNanos - t0) / 1e6)
         }
+        let cpu1 = ProcStats.cpuTicks(d.pid)
         // Let the PUBACK deletes that belong to these presses land before counting bytes.
         _ = try d.waitUntil(timeout: 10) { $0["outbox"]?["count"]?.intValue == 0 }
         usleep(500_000)
-        return (latencies, lost, Double(ProcStats.writeBytes(d.pid) - wb0) / Double(max(1, presses)))
+        let hz = Double(sysconf(Int32(_SC_CLK_TCK)))
+        return (latencies, lost, Double(ProcStats.writeBytes(d.pid) - wb0) / Double(max(1, presses)),
+                Double(cpu1 - cpu0) / hz * 1000 / Double(max(1, presses)))
     }
 
     /// `count` frames from 10 neighbours' addresses that are not enrolled.

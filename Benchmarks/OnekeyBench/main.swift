@@ -63,8 +63,10 @@ do {
     let sub = try Subscriber(port: broker.port, topics: ["onekey/v1/members/+/pages"])
     let p = try Scenarios.pressLatency(small, sub: sub, presses: presses, devices: smallDevices)
     line("frame→page, durable", percentiles(p.latencies))
-    line("  over the floors at p50", String(format: "%.3f ms (broker %.3f + fdatasync %.3f = %.3f)", median(p.latencies),
-                                             median(brokerFloor), median(syncFloor), median(brokerFloor) + median(syncFloor)))
+    line("  over the floors at p50", String(format: "%.3f ms (p50 %.3f − broker %.3f − fdatasync %.3f)",
+                                             median(p.latencies) - median(brokerFloor) - median(syncFloor), median(p.latencies),
+                                             median(brokerFloor), median(syncFloor)))
+    line("  daemon CPU per press", String(format: "%.3f ms (utime + stime, all threads)", p.cpuMsPerPress))
     line("  pages lost", "\(p.lost) of \(presses)")
     line("disk writes per press", String(format: "%.0f bytes (write_bytes delta / presses)", p.bytesPerPress))
     let u = try Scenarios.unknownFrames(small, count: unknown)
