@@ -132,11 +132,18 @@ do {
         print("escalation timer: not measured: \(error)")
     }
 
-    // A district: start and memory only.
+    // A district: start, memory, then a busy hour's presses (3,600, each a new alert on its own
+    // device, left open) written one after the other, and the memory after them.
     let district = try BenchDaemon(broker: broker, devices: districtDevices, grids: 500, members: 5000, repeatWindowMs: 3000, pressMergeSeconds: 300)
     print("district: \(districtDevices) devices, 500 grids, 5,000 members (generated)")
     line("start → READY=1", String(format: "%.1f ms", district.readyMs))
     line("RSS after start", mib(district.startRSS))
+    let hourPresses = min(3600, districtDevices)
+    let districtSub = try Subscriber(port: broker.port, topics: ["onekey/v1/members/+/pages"])
+    let dp = try Scenarios.pressLatency(district, sub: districtSub, presses: hourPresses, devices: districtDevices)
+    line("frame→page over \(hourPresses) presses", percentiles(dp.latencies) + "; lost \(dp.lost)")
+    line("RSS after them (\(hourPresses) open alerts)", mib(ProcStats.rssKiB(district.pid)))
+    districtSub.close()
     district.stop()
     broker.stop()
 } catch {

@@ -132,7 +132,7 @@ public final class Gateway {
         do {
             let n = try store.pruneStep(now: clock.now().wall, keepDays: config.store.keepDays)
             if n > 0 { logger.debug("retention: pruned \(n) old row(s)") }
-            if n == 0 { trimHeapIfIdle() }  // hourly
+            if n == 0 { releaseIdleMemory() }  // hourly
             retention.arm(afterSeconds: n > 0 ? 0.2 : 3600)
         } catch {
             logLimited("store-prune", .error, "retention: \(error)")
@@ -140,10 +140,13 @@ public final class Gateway {
         }
     }
 
-    /// Hands free heap pages back to the kernel (`malloc_trim`), only while no job runs on the
-    /// worker: trimming walks every arena under its lock, and stalled the loop behind a parse.
-    func trimHeapIfIdle() {
-        if offload.inProgress == 0 { ConfigLoader.releaseFreedMemory() }
+    /// Hands free heap pages back to the kernel (`malloc_trim`) and unmaps code pages mapped but
+    /// not running (`CodePages.release`), only while no job runs on the worker: trimming walks
+    /// every arena under its lock, and stalled the loop behind a parse.
+    func releaseIdleMemory() {
+        guard offload.inProgress == 0 else { return }
+        ConfigLoader.releaseFreedMemory()
+        CodePages.release()
     }
 
     // MARK: Logging, rate-limited

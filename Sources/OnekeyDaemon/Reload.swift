@@ -19,7 +19,7 @@ extension Gateway {
                 done(.failure(error))
             case .success(let prepared):
                 adopt(prepared)
-                trimHeapIfIdle()  // the old configuration and the parse are freed
+                releaseIdleMemory()  // the old configuration and the parse are freed
                 done(.success(()))
             }
         }

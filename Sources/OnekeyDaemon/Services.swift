@@ -70,11 +70,13 @@ final class Runtime {
             link?.stop(final: nil) { }  // closes at once; the old link is released below
             do { try startLink() } catch { logger.critical("cannot start the broker link: \(error)") }
         }
+        // Start-up is over: its garbage (the store's rows, the desk's indexes being built, udev)
+        // is freed, and the code that parsed, migrated and set up is mapped but will not run
+        // again. Hand both back before READY, so what is resident from READY on is what runs.
+        // (What made the district's heap shrink was `ConfigLoader.detached`; the heap trim alone
+        // measured no change.)
+        gateway.releaseIdleMemory()
         ServiceManager.notify("READY=1\nSTATUS=\(gateway.summary())")
-        // Start-up garbage (the store's rows, the desk's indexes being built, udev) is freed by
-        // now: hand whole free pages in the heap back. (What made the district's heap shrink was
-        // `ConfigLoader.detached`; this trim alone measured no change.)
-        gateway.trimHeapIfIdle()
         // After READY: sd-event sends a first WATCHDOG=1 at once, then one per half interval
         // from the loop itself, so a wedged loop stops the pings.
         if loop.enableWatchdog() { logger.info("watchdog: the event loop pings the service manager") }
