@@ -109,7 +109,7 @@ import Testing
     }
 
     @Test func garbageAndTruncatedFilesGiveALineNumber() {
-        var rng = RosterIndexTests.Seeded(state: 1)
+        var rng = SplitMix64(seed: 1)
         let good = Array(DistrictScaleCoreTests.district(devices: 20, grids: 3).utf8)
         for trial in 0..<2000 {
             var bytes: [UInt8]

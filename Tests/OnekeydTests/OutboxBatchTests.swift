@@ -64,7 +64,7 @@ import Testing
             for mask: UInt8 in [0x01, 0x80, 0xFF] { var g = good; g[i] ^= mask; bodies.append(("bit flip \(mask) at \(i)", g, 5)) }
         }
         // Random bodies of every length up to 600 bytes, both formats (a fixed seed: reproducible).
-        var rng = SplitMix(seed: 0x6F6E656B6579)
+        var rng = SplitMix64(seed: 0x6F6E656B6579)
         for n in 0..<600 {
             let body = [UInt8(n % 2)] + (0..<n).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
             bodies.append(("random \(n)", body, 1 + n % 5))
@@ -135,18 +135,5 @@ import Testing
         #expect(seen == b.outbox.map(\.seq))
         try store.deleteOutbox(Array(seen.prefix(999)))
         #expect(try store.outbox(after: 0, limit: 10).map(\.seq) == [seen.last!])
-    }
-}
-
-/// A small deterministic generator for test inputs.
-struct SplitMix: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
