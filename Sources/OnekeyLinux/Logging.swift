@@ -42,6 +42,17 @@ public struct DaemonLogHandler: LogHandler {
         }
     }
 
+    /// The whole line, retrying EINTR and short writes; a line that cannot be written is dropped
+    /// (there is nowhere else to say so).
+    static func writeStandardError(_ bytes: [UInt8]) {
+        var done = 0
+        while done < bytes.count {
+            guard let n = try? syscall("write stderr", { bytes.withUnsafeBytes { Glibc.write(STDERR_FILENO, $0.baseAddress! + done, $0.count - done) } }),
+                  n > 0 else { return }
+            done += n
+        }
+    }
+
     public func log(event: LogEvent) {
         let level = event.level, message = event.message
         var merged = metadata
@@ -52,7 +63,7 @@ public struct DaemonLogHandler: LogHandler {
         } else {
             let tail = merged.isEmpty ? "" : " " + merged.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
             let line = "<\(Self.priority(level))>\(level.rawValue.uppercased()) \(message)\(tail)\n"
-            FileHandle.standardError.write(Data(line.utf8))
+            Self.writeStandardError(Array(line.utf8))
         }
     }
 }
