@@ -20,6 +20,7 @@ public final class Broker: @unchecked Sendable {
     /// `persistent`: the broker keeps sessions and retained messages across its own restarts
     /// (as a production broker would), in its temp directory.
     public init(extraConfig: String = "", port: Int? = nil, persistent: Bool = false) throws {
+        Orphans.reapOnce()
         self.port = try port ?? Self.freePort()
         portChosenHere = port == nil
         directory = try TempDirectory.make("broker")

@@ -30,6 +30,7 @@ public final class DaemonProcess: @unchecked Sendable {
     private var launcherInput: Pipe?
 
     public init(config: (_ stateDir: String, _ socket: String) -> String) throws {
+        Orphans.reapOnce()
         directory = try TempDirectory.make("daemon")
         configPath = directory + "/onekeyd.toml"
         socketPath = directory + "/run/control.sock"
