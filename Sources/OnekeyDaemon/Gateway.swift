@@ -199,7 +199,9 @@ public final class Gateway {
     func apply(_ outcome: DeskOutcome) -> Bool {
         counters.repeats += outcome.repeats
         for note in outcome.notes { log(note) }
-        guard outcome.changesState, !storeClosed else { return true }
+        // Nothing to write (a repeat folded into an earlier event, a heartbeat): "stored" only if
+        // nothing is held in memory — a receiver's resend of a held message must not be ACKed.
+        guard outcome.changesState, !storeClosed else { return journal.fault == nil }
         let caughtUp = outboxTail != nil && outboxTail == sentThrough
         // Stored durably, or held in memory in order while the store cannot write: either way
         // the messages go out in order, and a page is never dropped because the store failed.

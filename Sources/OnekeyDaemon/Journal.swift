@@ -74,7 +74,7 @@ public final class Journal {
     /// (no write attempt on the alarm path) until `retry` has written everything held, so the
     /// order of the outbox is kept.
     public func record(_ outcome: DeskOutcome, at t: Timestamp) -> Recorded {
-        guard outcome.changesState else { return Recorded(durable: true, messages: [], log: nil) }
+        guard outcome.changesState else { return Recorded(durable: !isHolding, messages: [], log: nil) }
         let batch = Store.batch(outcome, at: t, firstSeq: store.allocateSeqs(outcome.outbox.count))
         if isHolding {
             hold(batch)

@@ -53,4 +53,59 @@ import Testing
         #expect(events == ["panic", "restore", "cancel"])
         #expect(try daemon.control(["cmd": "status"])["counters"]?["garbage_bytes"]?.intValue == 6)
     }
+
+    /// An ACK promises the message is stored. While the store cannot write, the first send is
+    /// NAKed — and so are the receiver's resends of it, which the desk folds into the held event
+    /// (they were ACKed, and the receiver dropped a message held only in memory: found by a
+    /// red-team run). Once the store writes again, a resend is ACKed.
+    @Test(.enabled(if: getuid() == 0, "mounts a tmpfs"))
+    func resendsAreNAKedWhileTheStoreCannotWrite() throws {
+        let broker = try Broker()
+        let pty = try PseudoTerminal()
+        let port = broker.port
+        let daemon = try DaemonProcess { state, socket in
+            SampleConfig.text(brokerPort: port, portPath: nil, stateDir: state, socket: socket, devices: [], extra: """
+                [[port]]
+                path = "\(pty.path)"
+                driver = "surgard"
+                parity = "even"
+                data_bits = 7
+
+                [[device]]
+                id = "dialer-zhang-301"
+                driver = "surgard"
+                address = "1234"
+                grid = "grid-07"
+                resident = "张奶奶"
+                location = "双合店社区 1栋301"
+                """)
+        }
+        try FileManager.default.createDirectory(atPath: daemon.stateDir, withIntermediateDirectories: true)
+        let mounted = try runCommand("/bin/mount", ["-t", "tmpfs", "-o", "size=4m", "onekeyd-surgard-full", daemon.stateDir])
+        try #require(mounted.status == 0, "mount: \(mounted.stderr)")
+        defer { _ = try? runCommand("/bin/umount", ["-l", daemon.stateDir]) }
+        try daemon.start()
+        defer { daemon.stop(); broker.stop() }
+        func send(_ s: String) throws -> [UInt8] {
+            try pty.write(Array(s.utf8))
+            return pty.read(timeoutMs: 5000)
+        }
+        #expect(try send("1011           @    \u{14}") == [0x06], "heartbeat ACKed")
+        let filler = daemon.stateDir + "/filler"
+        _ = try runCommand("/bin/dd", ["if=/dev/zero", "of=\(filler)", "bs=64k"], timeout: 30)
+        let event = "5011 181234E12101001\u{14}"
+        for attempt in 1...3 {
+            #expect(try send(event) == [0x15], "send \(attempt) NAKed while the store cannot write")
+        }
+        try FileManager.default.removeItem(atPath: filler)
+        let deadline = Date(timeIntervalSinceNow: 20)
+        var acked = false
+        while !acked && Date() < deadline {
+            acked = try send(event) == [0x06]
+            if !acked { usleep(500_000) }
+        }
+        #expect(acked, "ACKed once the store writes again")
+        let alerts = try daemon.control(line: #"{"cmd":"alerts"}"#)["alerts"]?.arrayValue ?? []
+        #expect(alerts.count == 1, "one alert for the message and its resends")
+    }
 }
