@@ -21,6 +21,8 @@ public struct StoreBatch: Sendable {
     public var alerts: [Alert] = []
     public var devices: [DeviceState] = []
     public var outbox: [OutboxRow] = []
+    /// The outbox rows are a retained-state snapshot (`Store.snapshotWaiting`).
+    public var isRetainedSnapshot = false
 
     public init() {}
     public var isEmpty: Bool { events.isEmpty && alerts.isEmpty && devices.isEmpty && outbox.isEmpty }
@@ -138,7 +140,7 @@ public final class Store: Sendable {
                 try Self.insert(batch, db)
                 let s = try db.cachedStatement(sql: Self.insertOutbox)
                 for (b, body) in zip(outbox, bodies) {
-                    try s.execute(arguments: [b.firstSeq, b.messages.count, b.createdAt.milliseconds, b.lastKey, Data(body)])
+                    try s.execute(arguments: [b.firstSeq, b.messages.count, b.createdAt.milliseconds, b.lastKey, Data(body), batch.isRetainedSnapshot])
                 }
             }
         } catch {
@@ -162,6 +164,7 @@ public final class Store: Sendable {
         b.alerts = outcome.alerts
         b.devices = outcome.devices
         b.outbox = outcome.outbox.enumerated().map { OutboxRow(seq: firstSeq + Int64($0.offset), message: $0.element, createdAt: t) }
+        b.isRetainedSnapshot = outcome.isRetainedSnapshot
         return b
     }
 
@@ -173,7 +176,15 @@ public final class Store: Sendable {
         INSERT INTO devices (id, online, last_seen, battery_low) VALUES (?, ?, ?, ?)
         ON CONFLICT(id) DO UPDATE SET online = excluded.online, last_seen = excluded.last_seen, battery_low = excluded.battery_low
         """
-    static let insertOutbox = "INSERT OR REPLACE INTO outbox_batches (first_seq, count, created_at, last_key, body) VALUES (?, ?, ?, ?, ?)"
+    static let insertOutbox = "INSERT OR REPLACE INTO outbox_batches (first_seq, count, created_at, last_key, body, snapshot) VALUES (?, ?, ?, ?, ?, ?)"
+
+    /// Whether a retained-state snapshot queued earlier (by this run or one before it) is still
+    /// waiting for the broker: then a new one adds nothing — every later change is queued behind
+    /// it — and a crash loop would only pile copies in front of new pages.
+    public func snapshotWaiting() throws -> Bool {
+        let rows = try db.read { db in try Row.fetchAll(db, sql: "SELECT first_seq, count FROM outbox_batches WHERE snapshot = 1") }
+        return ledger.withLock { l in rows.contains { r in let f: Int64 = r[0], n: Int64 = r[1]; return (f..<(f + n)).contains { l.isPending($0) } } }
+    }
 
     /// Statements are compiled once per connection (`cachedStatement`): parsing and authorizing
     /// SQL was a fifth of a press's CPU time.

@@ -194,7 +194,7 @@ extension Store {
             try db.execute(sql: """
                 CREATE TABLE outbox_batches (
                     first_seq INTEGER PRIMARY KEY, count INTEGER NOT NULL, created_at INTEGER NOT NULL,
-                    last_key TEXT NOT NULL, body BLOB NOT NULL)
+                    last_key TEXT NOT NULL, body BLOB NOT NULL, snapshot INTEGER NOT NULL DEFAULT 0)
                 """)
             let rows = try Row.fetchAll(db, sql: "SELECT * FROM outbox ORDER BY seq").map { r in
                 let payload: Data = r["payload"]
@@ -203,7 +203,7 @@ extension Store {
             }
             var deflater = Deflater()
             for b in OutboxBatch.grouping(rows) {
-                try db.execute(sql: insertOutbox, arguments: [b.firstSeq, b.messages.count, b.createdAt.milliseconds, b.lastKey, Data(b.body(&deflater))])
+                try db.execute(sql: insertOutbox, arguments: [b.firstSeq, b.messages.count, b.createdAt.milliseconds, b.lastKey, Data(b.body(&deflater)), false])
             }
             try db.execute(sql: "DROP TABLE outbox")
         }

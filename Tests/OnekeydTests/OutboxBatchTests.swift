@@ -137,3 +137,28 @@ import Testing
         #expect(try store.outbox(after: 0, limit: 10).map(\.seq) == [seen.last!])
     }
 }
+
+extension OutboxBatchTests {
+    /// A retained-state snapshot is queued once: while one is still undelivered (in this run or
+    /// left by a killed one) the gateway does not queue another.
+    @Test func aSnapshotIsWaitingUntilItsLastMessageIsDelivered() throws {
+        let dir = try TempDirectory.make("snapshot")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var presses = try PressSource()
+        var store = try Store(directory: dir)
+        for _ in 0..<80 { _ = try store.commit(presses.press(), at: presses.now) }
+        #expect(try !store.snapshotWaiting(), "presses are not a snapshot")
+        let snapshot = presses.desk.retainedSnapshot(at: presses.now)
+        #expect(snapshot.isRetainedSnapshot && snapshot.outbox.count > OutboxBatch.maxMessages, "spans several rows")
+        let rows = try store.commit(snapshot, at: presses.now)
+        #expect(try store.snapshotWaiting())
+        try store.close()
+        store = try Store(directory: dir)  // a restart: still waiting
+        #expect(try store.snapshotWaiting())
+        try store.deleteOutbox(rows.dropLast().map(\.seq))
+        #expect(try store.snapshotWaiting(), "its last message is not delivered yet")
+        try store.deleteOutbox([rows.last!.seq])
+        #expect(try !store.snapshotWaiting())
+        try store.close()
+    }
+}

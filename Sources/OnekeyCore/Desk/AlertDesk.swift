@@ -365,6 +365,7 @@ public struct AlertDesk: Sendable {
     /// device heard from. Sent after each (re)connect, behind whatever is already queued.
     public mutating func retainedSnapshot(at t: Timestamp) -> DeskOutcome {
         var out = DeskOutcome()
+        out.isRetainedSnapshot = true
         for a in openAlerts.values.sorted(by: { $0.id < $1.id }) {
             out.messages.append(alertMessage(a, retain: true, at: t))
         }

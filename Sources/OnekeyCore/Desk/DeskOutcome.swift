@@ -33,6 +33,8 @@ public struct DeskOutcome: Sendable {
     public var unknownFramesCounted = 0
     /// Pages sent, for counters.
     public var pages = 0
+    /// The retained state sent again after a (re)connect (`AlertDesk.retainedSnapshot`).
+    public var isRetainedSnapshot = false
     /// For each timer firing: how late it ran after its deadline (ms, injected clock).
     public var lateness: [Int64] = []
 
