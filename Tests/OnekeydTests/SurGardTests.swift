@@ -7,12 +7,10 @@ import Testing
 /// A Sur-Gard receiver on a pty (7E1): events are ACKed only after they are stored and paged
 /// through the same path as EV1527 presses; garbage is NAKed; heartbeats are ACKed.
 @Suite(.serialized) struct SurGardReceiverTests {
-    @Test func contactIDEventsAreStoredThenACKedAndPaged() throws {
-        let broker = try Broker()
-        let sub = try Subscriber(port: broker.port, topics: ["onekey/v1/#"])
-        let pty = try PseudoTerminal()
+    /// A daemon with one Sur-Gard receiver port (7E1) and one dialer enrolled on account 1234.
+    static func daemon(broker: Broker, receiver pty: PseudoTerminal) throws -> DaemonProcess {
         let port = broker.port
-        let daemon = try DaemonProcess { state, socket in
+        return try DaemonProcess { state, socket in
             SampleConfig.text(brokerPort: port, portPath: nil, stateDir: state, socket: socket, devices: [], extra: """
                 [[port]]
                 path = "\(pty.path)"
@@ -29,6 +27,13 @@ import Testing
                 location = "双合店社区 1栋301"
                 """)
         }
+    }
+
+    @Test func contactIDEventsAreStoredThenACKedAndPaged() throws {
+        let broker = try Broker()
+        let sub = try Subscriber(port: broker.port, topics: ["onekey/v1/#"])
+        let pty = try PseudoTerminal()
+        let daemon = try Self.daemon(broker: broker, receiver: pty)
         try daemon.start()
         defer { daemon.stop(); sub.close(); broker.stop() }
 
@@ -62,24 +67,7 @@ import Testing
     func resendsAreNAKedWhileTheStoreCannotWrite() throws {
         let broker = try Broker()
         let pty = try PseudoTerminal()
-        let port = broker.port
-        let daemon = try DaemonProcess { state, socket in
-            SampleConfig.text(brokerPort: port, portPath: nil, stateDir: state, socket: socket, devices: [], extra: """
-                [[port]]
-                path = "\(pty.path)"
-                driver = "surgard"
-                parity = "even"
-                data_bits = 7
-
-                [[device]]
-                id = "dialer-zhang-301"
-                driver = "surgard"
-                address = "1234"
-                grid = "grid-07"
-                resident = "张奶奶"
-                location = "双合店社区 1栋301"
-                """)
-        }
+        let daemon = try Self.daemon(broker: broker, receiver: pty)
         try FileManager.default.createDirectory(atPath: daemon.stateDir, withIntermediateDirectories: true)
         let mounted = try runCommand("/bin/mount", ["-t", "tmpfs", "-o", "size=4m", "onekeyd-surgard-full", daemon.stateDir])
         try #require(mounted.status == 0, "mount: \(mounted.stderr)")
