@@ -81,7 +81,8 @@ CONF
 
 echo "== pages as the grid workers' phones receive them (MQTT, 127.0.0.1:$PORT) =="
 mosquitto_sub -p "$PORT" -t 'onekey/v1/members/+/pages' -F '>> PAGE %t %p' & PIDS+=($!)
-"$BIN/onekeyd" --config "$WORK/onekeyd.toml" 2>&1 | sed -u 's/^/   onekeyd: /' & PIDS+=($!)
+# Its log through sed, with $! the daemon's PID (not sed's), so cleanup stops the daemon itself.
+"$BIN/onekeyd" --config "$WORK/onekeyd.toml" > >(sed -u 's/^/   onekeyd: /') 2>&1 & PIDS+=($!)
 CTL=("$BIN/onekeyctl" --socket "$WORK/control.sock")
 for _ in $(seq 100); do "${CTL[@]}" status >/dev/null 2>&1 && break; sleep 0.1; done
 sleep 0.5
