@@ -201,7 +201,7 @@ public final class Gateway {
         for note in outcome.notes { log(note) }
         // Nothing to write (a repeat folded into an earlier event, a heartbeat): "stored" only if
         // nothing is held in memory — a receiver's resend of a held message must not be ACKed.
-        guard outcome.changesState, !storeClosed else { return journal.fault == nil }
+        guard outcome.changesState, !storeClosed else { return !journal.isHolding }
         let caughtUp = outboxTail != nil && outboxTail == sentThrough
         // Stored durably, or held in memory in order while the store cannot write: either way
         // the messages go out in order, and a page is never dropped because the store failed.

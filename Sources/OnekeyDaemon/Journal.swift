@@ -42,7 +42,6 @@ public final class Journal {
     public private(set) var fault: String?
     public private(set) var dropped = 0
 
-    private var storedDepth: Int
     private var heldEventList: [GatewayEvent] = []
     private var heldAlerts: [String: Alert] = [:]
     private var heldDevices: [String: DeviceState] = [:]
@@ -60,13 +59,14 @@ public final class Journal {
         self.heldLimit = heldLimit
         self.retryBudget = retryBudget
         self.now = monotonic
-        storedDepth = try store.outboxSummary().count
     }
 
     public var heldMessages: Int { heldOutbox.count - deliveredHeld.count }
     public var heldEvents: Int { heldEventList.count }
-    public var depth: Int { storedDepth + heldMessages }
-    private var isHolding: Bool { !heldEventList.isEmpty || !heldAlerts.isEmpty || !heldDevices.isEmpty || !heldOutbox.isEmpty }
+    /// Undelivered messages, stored (the store's own count) and held.
+    public var depth: Int { store.undeliveredCount + heldMessages }
+    /// Outcomes are held in memory: nothing new is stored until `retry` has written them.
+    public var isHolding: Bool { !heldEventList.isEmpty || !heldAlerts.isEmpty || !heldDevices.isEmpty || !heldOutbox.isEmpty }
 
     // MARK: Writing
 
@@ -82,7 +82,6 @@ public final class Journal {
         }
         do {
             try store.write(batch)
-            storedDepth += batch.outbox.count
             return Recorded(durable: true, messages: batch.outbox, log: nil)
         } catch {
             hold(batch)
@@ -112,7 +111,6 @@ public final class Journal {
             do { try store.write(b) } catch { return faultLine(error) }
             heldEventList.removeFirst(b.events.count)
             heldOutbox.removeFirst(b.outbox.count)
-            storedDepth += b.outbox.count
             written += b.events.count + b.outbox.count
             if last { heldAlerts = [:]; heldDevices = [:] }
         }
@@ -154,7 +152,7 @@ public final class Journal {
     /// Undelivered messages with seq > `after`, ascending, stored and held merged.
     public func pending(after: Int64, limit: Int) -> [OutboxRow] {
         var stored: [OutboxRow] = []
-        if storedDepth > 0 {
+        if store.undeliveredCount > 0 {
             do { stored = try store.outbox(after: after, limit: limit) } catch {
                 // Stored rows exist but cannot be read: sending held ones now would reorder them.
                 if fault == nil { fault = "store cannot read the outbox: \(Self.describe(error))" }
@@ -181,7 +179,6 @@ public final class Journal {
         }
         if deliveredHeld.count > 1024 { compactHeld() }
         guard !fromStore.isEmpty else { return }
-        storedDepth = max(0, storedDepth - fromStore.count)
         do { try store.deleteOutbox(fromStore) } catch { pendingDeletes += fromStore }
     }
 

@@ -138,10 +138,7 @@ public final class Store: Sendable {
             try db.write { db in
                 try Self.delete(deletes, db)
                 try Self.insert(batch, db)
-                let s = try db.cachedStatement(sql: Self.insertOutbox)
-                for (b, body) in zip(outbox, bodies) {
-                    try s.execute(arguments: [b.firstSeq, b.messages.count, b.createdAt.milliseconds, b.lastKey, Data(body), batch.isRetainedSnapshot])
-                }
+                for (b, body) in zip(outbox, bodies) { try Self.insert(b, body: body, snapshot: batch.isRetainedSnapshot, db) }
             }
         } catch {
             queuedDeletes.withLock { $0 = deletes + $0 }
@@ -178,12 +175,20 @@ public final class Store: Sendable {
         """
     static let insertOutbox = "INSERT OR REPLACE INTO outbox_batches (first_seq, count, created_at, last_key, body, snapshot) VALUES (?, ?, ?, ?, ?, ?)"
 
+    /// One outbox row (the writer and the v5 migration).
+    static func insert(_ b: OutboxBatch, body: [UInt8], snapshot: Bool, _ db: Database) throws {
+        try db.cachedStatement(sql: insertOutbox).execute(arguments: [b.firstSeq, b.messages.count, b.createdAt.milliseconds, b.lastKey, Data(body), snapshot])
+    }
+
+    /// Stored messages the broker has not acknowledged (no query: the ledger's count).
+    public var undeliveredCount: Int { ledger.withLock { $0.pendingCount } }
+
     /// Whether a retained-state snapshot queued earlier (by this run or one before it) is still
     /// waiting for the broker: then a new one adds nothing — every later change is queued behind
     /// it — and a crash loop would only pile copies in front of new pages.
     public func snapshotWaiting() throws -> Bool {
-        let rows = try db.read { db in try Row.fetchAll(db, sql: "SELECT first_seq, count FROM outbox_batches WHERE snapshot = 1") }
-        return ledger.withLock { l in rows.contains { r in let f: Int64 = r[0], n: Int64 = r[1]; return (f..<(f + n)).contains { l.isPending($0) } } }
+        let rows = try db.read { db in try Int64.fetchAll(db, sql: "SELECT first_seq FROM outbox_batches WHERE snapshot = 1") }
+        return ledger.withLock { l in rows.contains { l.isWaiting(row: $0) } }
     }
 
     /// Statements are compiled once per connection (`cachedStatement`): parsing and authorizing
@@ -313,25 +318,19 @@ public final class Store: Sendable {
         try flushDeletes()
         var topics: [String: (count: Int, since: Timestamp, order: Int64)] = [:]
         var oldest: Timestamp?
-        var from = Int64.min
+        var after: Int64 = 0
         while true {
-            let fetched = try db.read { db in
-                try Row.fetchAll(db, sql: "SELECT first_seq, count, created_at, body FROM outbox_batches WHERE first_seq > ? ORDER BY first_seq LIMIT 256",
-                                 arguments: [from])
+            let rows = try outbox(after: after, limit: 1024)
+            guard let last = rows.last else { break }
+            for row in rows {
+                oldest = min(oldest ?? row.createdAt, row.createdAt)
+                let t = topics[row.message.topic]
+                topics[row.message.topic] = ((t?.count ?? 0) + 1, min(t?.since ?? row.createdAt, row.createdAt), t?.order ?? row.seq)
             }
-            for r in fetched {
-                from = r[0]
-                guard let batch = readBatch(r) else { continue }
-                for row in batch.rows where ledger.withLock({ $0.isPending(row.seq) }) {
-                    oldest = min(oldest ?? row.createdAt, row.createdAt)
-                    let t = topics[row.message.topic]
-                    topics[row.message.topic] = ((t?.count ?? 0) + 1, min(t?.since ?? row.createdAt, row.createdAt), t?.order ?? row.seq)
-                }
-            }
-            if fetched.count < 256 { break }
+            after = last.seq
         }
         let list = topics.sorted { $0.value.order < $1.value.order }.map { (topic: $0.key, count: $0.value.count, since: $0.value.since) }
-        return (ledger.withLock { $0.pendingCount }, oldest, list)
+        return (undeliveredCount, oldest, list)
     }
 
     public func openAlerts() throws -> [Alert] {
@@ -434,6 +433,8 @@ struct OutboxLedger {
 
     var pendingCount: Int { batchOf.count }
     func isPending(_ seq: Int64) -> Bool { batchOf[seq] != nil }
+    /// Whether the batch row starting at `first` has a message not yet delivered.
+    func isWaiting(row first: Int64) -> Bool { remaining[first] != nil }
 
     mutating func add(firstSeq: Int64, count: Int64) {
         guard count > 0 else { return }

@@ -203,7 +203,7 @@ extension Store {
             }
             var deflater = Deflater()
             for b in OutboxBatch.grouping(rows) {
-                try db.execute(sql: insertOutbox, arguments: [b.firstSeq, b.messages.count, b.createdAt.milliseconds, b.lastKey, Data(b.body(&deflater)), false])
+                try insert(b, body: b.body(&deflater), snapshot: false, db)
             }
             try db.execute(sql: "DROP TABLE outbox")
         }

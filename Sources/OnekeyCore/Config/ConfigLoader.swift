@@ -14,14 +14,10 @@ public enum ConfigLoader {
         return config
     }
 
-    /// A district file's syntax tree is the largest short-lived allocation the daemon makes
-    /// (~8 MB for 20,000 devices); freed, it stays in the heap between live blocks. The daemon
-    /// hands those pages back to the kernel after start-up, after READY, after a reload and hourly
-    /// — never while the worker runs a job: `malloc_trim` walks every arena under its lock, and a
-    /// reload's parse on the worker while the loop allocated stalled pages for over a second.
     /// A copy in its own allocation, made after the parse tree: the configuration then shares no
     /// storage with the tree, whose pages, freed as a whole, can go back to the kernel (measured:
-    /// a district's RSS after start 41.6 → 32.8 MiB, its heap 18.9 → 10.2 MiB). Strings of up to 15 bytes live inline and are kept.
+    /// a district's RSS after start 41.6 → 32.8 MiB, its heap 18.9 → 10.2 MiB). Strings of up to
+    /// 15 bytes live inline and are kept.
     static func detached(_ s: String) -> String {
         let n = s.utf8.count
         guard n > 15 else { return s }
@@ -32,6 +28,11 @@ public enum ConfigLoader {
         }
     }
 
+    /// A district file's syntax tree is the largest short-lived allocation the daemon makes
+    /// (~8 MB for 20,000 devices); freed, it stays in the heap between live blocks. The daemon
+    /// hands those pages back to the kernel after start-up, after READY, after a reload and hourly
+    /// — never while the worker runs a job: `malloc_trim` walks every arena under its lock, and a
+    /// reload's parse on the worker while the loop allocated stalled pages for over a second.
     public static func releaseFreedMemory() {
         #if os(Linux)
         _ = glibcMallocTrim(0)
