@@ -21,6 +21,9 @@ let package = Package(
         .systemLibrary(name: "CUdev", pkgConfig: "libudev", providers: [.apt(["libudev-dev"])]),
         .systemLibrary(name: "CUmockdev", pkgConfig: "umockdev-1.0", providers: [.apt(["libumockdev-dev"])]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        // The one C source of our own: SQLite's platform VFS with a WAL write gatherer (one write
+        // per commit instead of two per page).
+        .target(name: "CWalBuffer", linkerSettings: [.linkedLibrary("sqlite3")]),
 
         // Pure domain core: models, configuration, decoders, dedup, roster, alert desk. No I/O; clock injected.
         .target(name: "OnekeyCore"),
@@ -37,7 +40,7 @@ let package = Package(
 
         // Daemon wiring: store, gateway, services, control socket.
         .target(name: "OnekeyDaemon", dependencies: [
-            "OnekeyCore", "OnekeyLinux", "CZlib",
+            "OnekeyCore", "OnekeyLinux", "CZlib", "CWalBuffer",
             .product(name: "GRDB", package: "GRDB.swift"),
             .product(name: "Logging", package: "swift-log"),
         ]),

@@ -38,4 +38,51 @@ enum Floors {
         }
         return out
     }
+
+    /// A frame's six bytes written to a pty master → read from the slave by a thread blocked in
+    /// poll(2), `samples` times: the input hop every frame takes before any daemon sees it (the
+    /// tty layer hands the bytes over in a kernel worker, as it does for a real UART's driver).
+    static func pty(samples: Int) throws -> [Double] {
+        let pty = try PseudoTerminal()
+        let path = pty.path
+        let slave = try syscall("open \(path)") { open(path, O_RDWR | O_NOCTTY | O_CLOEXEC | O_NONBLOCK) }
+        var tio = termios()
+        try syscall("tcgetattr \(path)") { tcgetattr(slave, &tio) }
+        cfmakeraw(&tio)
+        try syscall("tcsetattr \(path)") { tcsetattr(slave, TCSANOW, &tio) }
+        var fds: [Int32] = [0, 0]
+        try syscall("pipe") { pipe(&fds) }
+        let (stamps, stampWriter) = (fds[0], fds[1])
+        let reader = Thread {
+            var buf = [UInt8](repeating: 0, count: 64)
+            var got = 0
+            while true {
+                var pfd = pollfd(fd: slave, events: Int16(POLLIN), revents: 0)
+                guard poll(&pfd, 1, 10_000) > 0 else { break }
+                let n = Glibc.read(slave, &buf, buf.count)
+                if n < 0 && errno == EAGAIN { continue }
+                guard n > 0 else { break }
+                got += n
+                if got < 6 { continue }
+                got = 0
+                var t = monotonicNanos()
+                guard Glibc.write(stampWriter, &t, 8) == 8 else { break }
+            }
+            Glibc.close(stampWriter)
+        }
+        reader.start()
+        defer { pty.close(); Glibc.close(stamps); Glibc.close(slave) }
+        var out = [Double]()
+        let frame: [UInt8] = [0xFD, 0x12, 0x34, 0x5A, 0x08, 0xDF]
+        for _ in 0..<samples {
+            usleep(200)  // the reader is asleep in poll, as the daemon is between presses
+            let t0 = monotonicNanos()
+            try pty.write(frame)
+            var t: UInt64 = 0
+            guard Glibc.read(stamps, &t, 8) == 8 else { throw HarnessError("pty floor: the reader stopped") }
+            out.append(Double(t - t0) / 1e6)
+        }
+        return out
+    }
 }
+

@@ -49,6 +49,7 @@ func percentiles(_ xs: [Double]) -> String {
     return String(format: "p50 %7.3f ms   p99 %7.3f ms   max %7.3f ms   (n=%d)", p(0.5), p(0.99), s.last ?? 0, s.count)
 }
 
-func median(_ xs: [Double]) -> Double { xs.isEmpty ? 0 : xs.sorted()[xs.count / 2] }
+/// The same p50 as `percentiles` prints.
+func median(_ xs: [Double]) -> Double { xs.isEmpty ? 0 : xs.sorted()[(xs.count - 1) / 2] }
 
 func mib(_ kib: Int) -> String { String(format: "%.1f MiB", Double(kib) / 1024) }

@@ -3,8 +3,8 @@
 //   swift build -c release && .build/release/onekey-bench [--quick] [--presses N] [--burst M]
 //       [--repeats K] [--unknown U] [--open-alerts N] [--idle-s S] [--small-devices N] [--district-devices N]
 //
-// Floors: the broker's QoS 1 publish→receive, and write + fdatasync of one page on the state
-// directory's filesystem. Frame→page: the last byte of an EV1527 frame written to the pty → the
+// Floors: the broker's QoS 1 publish→receive, write + fdatasync of one page on the state
+// directory's filesystem, and a frame's hop through a pty to a reader asleep in poll(2). Frame→page: the last byte of an EV1527 frame written to the pty → the
 // page received by an MQTT subscriber; every press is a new alert (merge and repeat windows 0),
 // so each one pays the full durable path. Configurations are generated (DistrictConfig).
 import Foundation
@@ -49,6 +49,8 @@ do {
     line("broker publish→receive (QoS 1)", percentiles(brokerFloor))
     let syncFloor = try Floors.fdatasync(directory: try TempDirectory.make("fsync"), samples: min(presses, 500))
     line("write 4 KiB + fdatasync (state dir's fs)", percentiles(syncFloor))
+    let ptyFloor = try Floors.pty(samples: presses)
+    line("pty write → read (frame's input hop)", percentiles(ptyFloor))
 
     // A small site: start, idle, then presses one at a time, then neighbours' unknown frames.
     print("small site: \(smallDevices) devices (generated)")
@@ -66,6 +68,8 @@ do {
     line("  over the floors at p50", String(format: "%.3f ms (p50 %.3f − broker %.3f − fdatasync %.3f)",
                                              median(p.latencies) - median(brokerFloor) - median(syncFloor), median(p.latencies),
                                              median(brokerFloor), median(syncFloor)))
+    line("  … and over the pty hop too", String(format: "%.3f ms (− pty %.3f)",
+                                              median(p.latencies) - median(brokerFloor) - median(syncFloor) - median(ptyFloor), median(ptyFloor)))
     line("  daemon CPU per press", String(format: "%.3f ms (utime + stime, all threads)", p.cpuMsPerPress))
     line("  pages lost", "\(p.lost) of \(presses)")
     line("disk writes per press", String(format: "%.0f bytes (write_bytes delta / presses)", p.bytesPerPress))

@@ -198,7 +198,9 @@ public final class Gateway {
     @discardableResult
     func apply(_ outcome: DeskOutcome) -> Bool {
         counters.repeats += outcome.repeats
-        for note in outcome.notes { log(note) }
+        // Logged on the way out, once the pages are on the broker's socket: a line costs a write
+        // (journald's stream) that a page need not wait for.
+        defer { for note in outcome.notes { log(note) } }
         // Nothing to write (a repeat folded into an earlier event, a heartbeat): "stored" only if
         // nothing is held in memory — a receiver's resend of a held message must not be ACKed.
         guard outcome.changesState, !storeClosed else { return !journal.isHolding }

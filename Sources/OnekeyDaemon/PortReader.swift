@@ -69,16 +69,21 @@ final class PortReader {
 
     /// Reads everything waiting (to EAGAIN), then hands it to the gateway in one piece, so the
     /// frames of one wake-up are committed together.
+    static let readSize = 4096
+
     private func readReady() {
         guard fd >= 0 else { return }
         var gathered: [UInt8] = []
         var failure: String?
         while gathered.count < 1 << 16 {
             let chunk: [UInt8]?
-            do { chunk = try readAvailable(fd, what: config.path) } catch { failure = "\(error)"; break }
+            do { chunk = try readAvailable(fd, max: Self.readSize, what: config.path) } catch { failure = "\(error)"; break }
             guard let chunk else { failure = "end of file (device gone)"; break }
             if chunk.isEmpty { break }
             gathered += chunk
+            // A short read drained the port: the loop is level-triggered and wakes again for more,
+            // so a read that would only say EAGAIN is not made on the path of every press.
+            if chunk.count < Self.readSize { break }
         }
         if !gathered.isEmpty {
             bytesRead += gathered.count

@@ -1,4 +1,5 @@
 import Foundation
+import CWalBuffer
 import GRDB
 import Glibc
 import OnekeyCore
@@ -50,6 +51,9 @@ extension Store {
     /// Opens, checks and migrates; a failure that means "this file is damaged" becomes `CorruptStore`.
     static func openChecked(path: String, config: Configuration, pageSize: Int, autoVacuum: Bool) throws -> (DatabaseQueue, StoreOpening) {
         do {
+            // Every store opens through the WAL-gathering VFS (CWalBuffer), registered as default.
+            let vfs = onekey_walbuffer_register()
+            guard vfs == 0 else { throw DatabaseError(resultCode: ResultCode(rawValue: vfs), message: "cannot register the WAL VFS") }
             let queue = try DatabaseQueue(path: path, configuration: config)
             let check = try queue.read { db in try String.fetchAll(db, sql: "PRAGMA quick_check") }
             guard check == ["ok"] else {

@@ -103,10 +103,10 @@ import Testing
         #expect(a.nextStepAt == Self.t0.adding(seconds: 60))
         #expect(Self.pages(o).elementsEqual([("alice", "raised")], by: ==))
         #expect(o.events[0].alertID == a.id)
-        // Published: event, alert (retained), device (retained), then the page.
-        #expect(o.outbox.map(\.topic) == ["onekey/v1/gateways/gw/events", "onekey/v1/gateways/gw/alerts/\(a.id)",
-                                          "onekey/v1/gateways/gw/devices/btn", "onekey/v1/members/alice/pages"])
-        #expect(o.outbox.map(\.retain) == [false, true, true, false])
+        // Published: the alert (retained), its page, then the event and the device (retained).
+        #expect(o.outbox.map(\.topic) == ["onekey/v1/gateways/gw/alerts/\(a.id)", "onekey/v1/members/alice/pages",
+                                          "onekey/v1/gateways/gw/events", "onekey/v1/gateways/gw/devices/btn"])
+        #expect(o.outbox.map(\.retain) == [true, false, false, true])
         #expect(Set(o.outbox.map(\.key)).count == 4)
     }
 
@@ -145,7 +145,7 @@ import Testing
         #expect(o.alerts.first?.state == .cancelled && o.alerts.first?.id == id)
         #expect(Self.pages(o).elementsEqual([("alice", "cancelled")], by: ==))
         // Final state published, then the retained copy cleared.
-        let alertMsgs = o.messages.filter { $0.topic.hasSuffix("/alerts/\(id)") }
+        let alertMsgs = o.outbox.filter { $0.topic.hasSuffix("/alerts/\(id)") }
         #expect(alertMsgs.map(\.retain) == [false, true])
         #expect(alertMsgs.last?.payload.isEmpty == true)
         let deadline1 = desk.nextDeadline()

@@ -65,7 +65,7 @@ import Testing
         #expect(raised.pageMessages.isEmpty)
         #expect(raised.alerts[0].unattended && raised.alerts[0].paged.isEmpty)
         #expect(raised.notes.filter { $0.level == .critical && $0.message.contains("nobody at all") }.count == 1)
-        let alertJSON = try JSON.parse(raised.messages.first { $0.topic.contains("/alerts/") }!.payload)
+        let alertJSON = try JSON.parse(raised.alertMessages.first { $0.topic.contains("/alerts/") }!.payload)
         #expect(alertJSON["unattended"]?.boolValue == true)
         var criticalSteps = 0
         for s in 1...420 {

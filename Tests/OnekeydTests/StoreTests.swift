@@ -9,6 +9,35 @@ import Testing
 
 /// The SQLite store on a real file system: bytes per press, retention, corrupt files, migration, lock.
 @Suite(.serialized) struct StoreTests {
+    /// The WAL-gathering VFS: a commit reaches the file in one write, a commit without an fsync
+    /// (the relaxed deletes) is in the file when the call returns — a SIGKILL then keeps it — and
+    /// what was written reads back after a reopen.
+    @Test func walFramesReachTheFileInOneWritePerCommit() throws {
+        let dir = try TempDirectory.make("walbuf")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var presses = try PressSource()
+        var seqs: [Int64] = []
+        do {
+            let store = try Store(directory: dir)
+            let before = Store.walWrites
+            for _ in 0..<100 { seqs += try store.commit(presses.press(), at: presses.now).map(\.seq) }
+            let after = Store.walWrites
+            let gathered = after.gathered - before.gathered, flushed = after.flushed - before.flushed
+            // Ten-odd pages a press, two writes each; other tests' stores may flush meanwhile.
+            #expect(gathered >= 100 * 8, "gathered \(gathered)")
+            #expect(flushed * 5 <= gathered, "flushed \(flushed) of \(gathered)")
+            // A relaxed transaction has no xSync: the commit frame itself must flush it.
+            let wal0 = store.fileSizes().wal
+            try store.deleteOutbox(seqs)
+            try store.flushDeletes()
+            #expect(store.fileSizes().wal > wal0)
+            #expect(store.undeliveredCount == 0)
+            seqs = try store.commit(presses.press(), at: presses.now).map(\.seq)
+        }
+        let reopened = try Store(directory: dir)
+        #expect(try reopened.outbox(after: 0, limit: 100).map(\.seq) == seqs)
+    }
+
     /// Per press: one durable commit (event, alert, device, 4 messages) and the later delete of its
     /// messages after PUBACK. Counts WAL frames (exact) and /proc/self/io (whole process), and times
     /// commits next to a raw write+fdatasync on the same file system.
@@ -425,6 +454,7 @@ import Testing
             var o = template
             o.events = o.events.map { var e = $0; e.id = String(format: "01HELD%020d", i); return e }
             o.messages = o.messages.map { var m = $0; m.key = "k\(i)"; m.payload = m.payload.withUnsafeBufferPointer { Array($0) }; return m }
+            o.alertMessages = o.alertMessages.map { var m = $0; m.key = "a\(i)"; m.payload = m.payload.withUnsafeBufferPointer { Array($0) }; return m }
             o.pageMessages = o.pageMessages.map { var m = $0; m.key = "p\(i)"; m.payload = m.payload.withUnsafeBufferPointer { Array($0) }; return m }
             let r = journal.record(o, at: presses.now)
             messages += r.messages.count

@@ -367,7 +367,7 @@ public struct AlertDesk: Sendable {
         var out = DeskOutcome()
         out.isRetainedSnapshot = true
         for a in openAlerts.values.sorted(by: { $0.id < $1.id }) {
-            out.messages.append(alertMessage(a, retain: true, at: t))
+            out.alertMessages.append(alertMessage(a, retain: true, at: t))
         }
         for d in config.devices {
             guard let state = devices[d.id] else { continue }
@@ -416,11 +416,11 @@ public struct AlertDesk: Sendable {
         if a.state.isClosed {
             setClosed(a)
             rememberClosed(a)
-            out.messages.append(alertMessage(a, retain: false, at: t))
-            out.messages.append(OutboundMessage(topic: topics.alert(a.id), payload: [], retain: true, key: ids.next(at: t)))
+            out.alertMessages.append(alertMessage(a, retain: false, at: t))
+            out.alertMessages.append(OutboundMessage(topic: topics.alert(a.id), payload: [], retain: true, key: ids.next(at: t)))
         } else {
             setOpen(a)
-            out.messages.append(alertMessage(a, retain: true, at: t))
+            out.alertMessages.append(alertMessage(a, retain: true, at: t))
         }
     }
 }

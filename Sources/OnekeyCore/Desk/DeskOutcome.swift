@@ -22,10 +22,13 @@ public struct DeskOutcome: Sendable {
     /// Alerts in their final state after this input, each once.
     public var alerts: [Alert] = []
     public var devices: [DeviceState] = []
-    /// State messages (events, alerts, devices), in order.
-    public var messages: [OutboundMessage] = []
-    /// Pages; published after the state messages so an app that looks up the alert finds it.
+    /// Alerts' states, in order: published first, so an app that looks up a paged alert finds it.
+    public var alertMessages: [OutboundMessage] = []
+    /// Pages: published right after the alerts' states, before anything else.
     public var pageMessages: [OutboundMessage] = []
+    /// The other state messages (events, devices), in order: published after the pages, off the
+    /// path from a press to the first person paged.
+    public var messages: [OutboundMessage] = []
     public var notes: [DeskNote] = []
     /// Repeat frames folded into an earlier press.
     public var repeats = 0
@@ -40,10 +43,10 @@ public struct DeskOutcome: Sendable {
 
     public init() {}
 
-    public var changesState: Bool { !events.isEmpty || !alerts.isEmpty || !devices.isEmpty || !messages.isEmpty || !pageMessages.isEmpty }
+    public var changesState: Bool { !events.isEmpty || !alerts.isEmpty || !devices.isEmpty || !messages.isEmpty || !alertMessages.isEmpty || !pageMessages.isEmpty }
 
-    /// Everything to publish, in publishing order.
-    public var outbox: [OutboundMessage] { messages + pageMessages }
+    /// Everything to publish, in publishing order: alerts' states, pages, events and devices.
+    public var outbox: [OutboundMessage] { alertMessages + pageMessages + messages }
 
     mutating func record(_ a: Alert) {
         if let i = alerts.firstIndex(where: { $0.id == a.id }) { alerts[i] = a } else { alerts.append(a) }
@@ -57,8 +60,9 @@ public struct DeskOutcome: Sendable {
         events += other.events
         for a in other.alerts { record(a) }
         for d in other.devices { record(d) }
-        messages += other.messages
+        alertMessages += other.alertMessages
         pageMessages += other.pageMessages
+        messages += other.messages
         notes += other.notes
         repeats += other.repeats
         unknownFramesCounted += other.unknownFramesCounted

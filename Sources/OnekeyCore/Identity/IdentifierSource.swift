@@ -8,7 +8,7 @@ public struct IdentifierSource: Sendable {
     private var lastMillis: UInt64 = 0
     private var lastRandomHi: UInt16 = 0
     private var lastRandomLo: UInt64 = 0
-    private var generator: SystemRandomNumberGenerator = .init()
+    private var generator = PooledSystemRandom()
 
     private static let alphabet = Array("0123456789ABCDEFGHJKMNPQRSTVWXYZ".utf8)
 
