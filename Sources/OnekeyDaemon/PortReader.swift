@@ -67,10 +67,10 @@ final class PortReader {
         gateway.summaryChanged()
     }
 
-    /// Reads everything waiting (to EAGAIN), then hands it to the gateway in one piece, so the
-    /// frames of one wake-up are committed together.
     static let readSize = 4096
 
+    /// Reads everything waiting (until a short read, EAGAIN or 64 KiB), then hands it to the
+    /// gateway in one piece, so the frames of one wake-up are committed together.
     private func readReady() {
         guard fd >= 0 else { return }
         var gathered: [UInt8] = []

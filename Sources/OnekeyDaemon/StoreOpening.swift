@@ -50,10 +50,11 @@ extension Store {
 
     /// Opens, checks and migrates; a failure that means "this file is damaged" becomes `CorruptStore`.
     static func openChecked(path: String, config: Configuration, pageSize: Int, autoVacuum: Bool) throws -> (DatabaseQueue, StoreOpening) {
+        // Every store opens through the WAL-gathering VFS (CWalBuffer), registered as default —
+        // outside the `do` below: failing to register says nothing about the file.
+        let vfs = onekey_walbuffer_register()
+        guard vfs == 0 else { throw DatabaseError(resultCode: ResultCode(rawValue: vfs), message: "cannot register the WAL VFS") }
         do {
-            // Every store opens through the WAL-gathering VFS (CWalBuffer), registered as default.
-            let vfs = onekey_walbuffer_register()
-            guard vfs == 0 else { throw DatabaseError(resultCode: ResultCode(rawValue: vfs), message: "cannot register the WAL VFS") }
             let queue = try DatabaseQueue(path: path, configuration: config)
             let check = try queue.read { db in try String.fetchAll(db, sql: "PRAGMA quick_check") }
             guard check == ["ok"] else {

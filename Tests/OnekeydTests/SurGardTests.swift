@@ -52,7 +52,11 @@ import Testing
         // A restore is an event, and a cancel (406) closes the alert.
         #expect(try send("5011 181234R12101001\u{14}") == [0x06])
         #expect(try send("5011 181234E40601001\u{14}") == [0x06])
-        let closed = sub.wait(timeout: 5) { msgs in msgs.contains { $0.json?["state"]?.stringValue == "cancelled" } }
+        // The alert's state goes out before the event that closed it: wait for both.
+        let closed = sub.wait(timeout: 5) { msgs in
+            msgs.contains { $0.json?["state"]?.stringValue == "cancelled" }
+                && msgs.contains { $0.topic.hasSuffix("/events") && $0.json?["kind"]?.stringValue == "cancel" }
+        }
         #expect(closed.contains { $0.json?["state"]?.stringValue == "cancelled" })
         let events = sub.all.filter { $0.topic.hasSuffix("/events") }.compactMap { $0.json?["kind"]?.stringValue }
         #expect(events == ["panic", "restore", "cancel"])
