@@ -85,4 +85,3 @@ enum Floors {
         return out
     }
 }
-

@@ -4,8 +4,9 @@
 //       [--repeats K] [--unknown U] [--open-alerts N] [--idle-s S] [--small-devices N] [--district-devices N]
 //
 // Floors: the broker's QoS 1 publish→receive, write + fdatasync of one page on the state
-// directory's filesystem, and a frame's hop through a pty to a reader asleep in poll(2). Frame→page: the last byte of an EV1527 frame written to the pty → the
-// page received by an MQTT subscriber; every press is a new alert (merge and repeat windows 0),
+// directory's filesystem, and a frame's hop through a pty to a reader asleep in poll(2).
+// Frame→page: the last byte of an EV1527 frame written to the pty → the page received by an
+// MQTT subscriber; every press is a new alert (merge and repeat windows 0),
 // so each one pays the full durable path. Configurations are generated (DistrictConfig).
 import Foundation
 import Glibc
