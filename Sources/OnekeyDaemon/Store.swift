@@ -43,7 +43,9 @@ public struct StoreBatch: Sendable {
 ///   `sqlite_sequence` page), a commit's messages in one deflated row (`OutboxBatch`).
 ///   See `docs/benchmarks.md` for the measured bytes.
 /// - Bounded file: `auto_vacuum = INCREMENTAL`, `pruneStep` (StoreRetention.swift),
-///   `journal_size_limit`, TRUNCATE checkpoints when idle.
+///   `journal_size_limit`, PASSIVE checkpoints when idle.
+/// - Commits overwrite WAL blocks, never append: the WAL is extended to its working size at open
+///   (StoreWALSpace.swift).
 /// - Opening a corrupt file moves it aside and starts a new store (StoreOpening.swift).
 public final class Store: Sendable {
     public let path: String
@@ -83,6 +85,7 @@ public final class Store: Sendable {
         for r in batches { l.add(firstSeq: r[0], count: r[1]) }
         lastSeq = Mutex(batches.map { ($0[0] as Int64) + ($0[1] as Int64) - 1 }.max() ?? 0)
         ledger = Mutex(l)
+        preallocateWAL()
     }
 
     public static let fileName = "onekeyd.sqlite"

@@ -8,7 +8,8 @@ extension Store {
     /// Deletes at most `batch` events and closed alerts older than `keepDays` (events first, oldest
     /// first). Freed pages are reused; with nothing to prune it VACUUMs a mostly free file. Never touches
     /// open or acked alerts, their events, or the outbox. With nothing to prune it checkpoints the
-    /// WAL (TRUNCATE) so the WAL file does not stay large. No fsync of its own: a lost prune is redone.
+    /// WAL (PASSIVE: little to replay after a crash; the file keeps its blocks for the next commits
+    /// to overwrite, StoreWALSpace.swift). No fsync of its own: a lost prune is redone.
     /// Returns the number of rows deleted.
     @discardableResult
     public func pruneStep(now: Timestamp, keepDays: Int, batch: Int = 500) throws -> Int {
@@ -36,7 +37,7 @@ extension Store {
             try relaxed { db in try db.execute(sql: "PRAGMA incremental_vacuum") }  // no-op without auto_vacuum
         } else {
             try shrinkIfMostlyFree()
-            try checkpoint()
+            try checkpoint(truncate: false)
         }
         return deleted
     }
@@ -52,10 +53,11 @@ extension Store {
         try db.writeWithoutTransaction { db in try db.execute(sql: "VACUUM") }
     }
 
-    /// Copies the WAL into the database and truncates it to zero bytes (idle housekeeping, and
-    /// before measuring the file).
-    public func checkpoint() throws {
-        try db.writeWithoutTransaction { db in _ = try Row.fetchOne(db, sql: "PRAGMA wal_checkpoint(TRUNCATE)") }
+    /// Copies the WAL into the database; `truncate` also cuts the file to zero bytes (before
+    /// measuring the file: the commits after it append until the store is opened again).
+    public func checkpoint(truncate: Bool = true) throws {
+        let mode = truncate ? "TRUNCATE" : "PASSIVE"
+        try db.writeWithoutTransaction { db in _ = try Row.fetchOne(db, sql: "PRAGMA wal_checkpoint(\(mode))") }
     }
 
     /// Size of the database file and its WAL, in bytes.

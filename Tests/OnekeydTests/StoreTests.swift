@@ -26,16 +26,44 @@ import Testing
             // Ten-odd pages a press, two writes each; other tests' stores may flush meanwhile.
             #expect(gathered >= 100 * 8, "gathered \(gathered)")
             #expect(flushed * 5 <= gathered, "flushed \(flushed) of \(gathered)")
-            // A relaxed transaction has no xSync: the commit frame itself must flush it.
-            let wal0 = store.fileSizes().wal
+            // A relaxed transaction has no xSync: the commit frame itself must flush it. What a
+            // SIGKILL leaves is what the files hold now: a copy of them, opened, has the deletes.
             try store.deleteOutbox(seqs)
             try store.flushDeletes()
-            #expect(store.fileSizes().wal > wal0)
             #expect(store.undeliveredCount == 0)
+            let killed = try TempDirectory.make("walbuf-killed")
+            defer { try? FileManager.default.removeItem(atPath: killed) }
+            for suffix in ["", "-wal"] { try FileManager.default.copyItem(atPath: store.path + suffix, toPath: killed + "/" + Store.fileName + suffix) }
+            #expect(try Store(directory: killed).undeliveredCount == 0)
             seqs = try store.commit(presses.press(), at: presses.now).map(\.seq)
         }
         let reopened = try Store(directory: dir)
         #expect(try reopened.outbox(after: 0, limit: 100).map(\.seq) == seqs)
+    }
+
+    /// The WAL's blocks are written at open and only overwritten after that: commits and the
+    /// idle checkpoint neither extend nor shrink the file, and a copy of the files (what a SIGKILL
+    /// leaves: valid frames, then zeros or stale frames) reopens with every commit.
+    @Test func walIsPreallocatedAndOverwritten() throws {
+        let dir = try TempDirectory.make("walspace")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let store = try Store(directory: dir)
+        let working = store.walWorkingSize(pageSize: Store.defaultPageSize)
+        func blocks() -> Int { var st = stat(); _ = stat(store.path + "-wal", &st); return Int(st.st_blocks) * 512 }
+        #expect(store.fileSizes().wal == working)
+        #expect(blocks() >= working)  // written, not a sparse file
+        var presses = try PressSource()
+        for _ in 0..<(Store.walFrames * 3 / 10) {  // about three WAL cycles: checkpoints restart it
+            try store.deleteOutbox(try store.commit(presses.press(), at: presses.now).map(\.seq))
+            #expect(store.fileSizes().wal <= working)
+        }
+        #expect(try store.pruneStep(now: presses.now, keepDays: 400) == 0)
+        #expect(store.fileSizes().wal == working)
+        let rows = try store.commit(presses.press(), at: presses.now)
+        let killed = try TempDirectory.make("walspace-killed")
+        defer { try? FileManager.default.removeItem(atPath: killed) }
+        for suffix in ["", "-wal"] { try FileManager.default.copyItem(atPath: store.path + suffix, toPath: killed + "/" + Store.fileName + suffix) }
+        #expect(try Store(directory: killed).outbox(after: 0, limit: 100).map(\.seq) == rows.map(\.seq))
     }
 
     /// Per press: one durable commit (event, alert, device, 4 messages) and the later delete of its

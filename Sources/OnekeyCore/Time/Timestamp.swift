@@ -20,11 +20,24 @@ public struct Timestamp: Sendable, Hashable, Comparable, CustomStringConvertible
         let ms = Int(milliseconds - Int64(secs) * 1000)
         var tm = tm()
         gmtime_r(&secs, &tm)
-        func pad(_ v: Int32, _ w: Int) -> String {
-            let s = String(v); return String(repeating: "0", count: max(0, w - s.count)) + s
+        // Written into 24 bytes at once: several timestamps go into every press's messages.
+        // Years outside 0...9999 keep their own width, as before.
+        let year = Int(tm.tm_year) + 1900
+        guard (0...9999).contains(year) else {
+            func pad(_ v: Int, _ w: Int) -> String { let s = String(v); return String(repeating: "0", count: max(0, w - s.count)) + s }
+            return "\(pad(year, 4))-\(pad(Int(tm.tm_mon) + 1, 2))-\(pad(Int(tm.tm_mday), 2))T"
+                + "\(pad(Int(tm.tm_hour), 2)):\(pad(Int(tm.tm_min), 2)):\(pad(Int(tm.tm_sec), 2)).\(pad(ms, 3))Z"
         }
-        return "\(pad(tm.tm_year + 1900, 4))-\(pad(tm.tm_mon + 1, 2))-\(pad(tm.tm_mday, 2))T"
-            + "\(pad(tm.tm_hour, 2)):\(pad(tm.tm_min, 2)):\(pad(tm.tm_sec, 2)).\(pad(Int32(ms), 3))Z"
+        return String(unsafeUninitializedCapacity: 24) { b in
+            func put(_ v: Int, _ at: Int, _ width: Int) {
+                var v = v
+                for i in stride(from: at + width - 1, through: at, by: -1) { b[i] = UInt8(48 + v % 10); v /= 10 }
+            }
+            put(year, 0, 4); b[4] = 45; put(Int(tm.tm_mon) + 1, 5, 2); b[7] = 45; put(Int(tm.tm_mday), 8, 2); b[10] = 84
+            put(Int(tm.tm_hour), 11, 2); b[13] = 58; put(Int(tm.tm_min), 14, 2); b[16] = 58; put(Int(tm.tm_sec), 17, 2)
+            b[19] = 46; put(ms, 20, 3); b[23] = 90
+            return 24
+        }
     }
 
     public var description: String { rfc3339 }

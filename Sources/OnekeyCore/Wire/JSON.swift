@@ -50,10 +50,10 @@ public enum JSON: Sendable, Equatable {
 
     public func write(into out: inout [UInt8]) {
         switch self {
-        case .null: out += Array("null".utf8)
-        case .bool(let b): out += Array((b ? "true" : "false").utf8)
-        case .int(let v): out += Array(String(v).utf8)
-        case .double(let d): out += Array((d.isFinite ? "\(d)" : "null").utf8)
+        case .null: out.append(contentsOf: "null".utf8)
+        case .bool(let b): out.append(contentsOf: (b ? "true" : "false").utf8)
+        case .int(let v): out.append(contentsOf: String(v).utf8)
+        case .double(let d): out.append(contentsOf: (d.isFinite ? "\(d)" : "null").utf8)
         case .string(let s): JSON.writeString(s, into: &out)
         case .array(let items):
             out.append(UInt8(ascii: "["))
@@ -74,20 +74,30 @@ public enum JSON: Sendable, Equatable {
         }
     }
 
+    /// Runs without escapes are appended whole (a byte-at-a-time append checked capacity and
+    /// uniqueness per byte: measured the largest single cost of building a press's messages).
     static func writeString(_ s: String, into out: inout [UInt8]) {
         out.append(UInt8(ascii: "\""))
-        for c in s.utf8 {
-            switch c {
-            case UInt8(ascii: "\""): out += [92, 34]
-            case UInt8(ascii: "\\"): out += [92, 92]
-            case 10: out += [92, 110]
-            case 13: out += [92, 114]
-            case 9: out += [92, 116]
-            case 0..<32:
-                let hex = Array("0123456789abcdef".utf8)
-                out += [92, 117, 48, 48, hex[Int(c >> 4)], hex[Int(c & 15)]]
-            default: out.append(c)
+        var s = s
+        s.withUTF8 { u in
+            var start = 0
+            for i in 0..<u.count {
+                let c = u[i]
+                guard c < 32 || c == UInt8(ascii: "\"") || c == UInt8(ascii: "\\") else { continue }
+                out.append(contentsOf: UnsafeBufferPointer(rebasing: u[start..<i]))
+                start = i + 1
+                switch c {
+                case UInt8(ascii: "\""): out += [92, 34]
+                case UInt8(ascii: "\\"): out += [92, 92]
+                case 10: out += [92, 110]
+                case 13: out += [92, 114]
+                case 9: out += [92, 116]
+                default:
+                    let hex = Array("0123456789abcdef".utf8)
+                    out += [92, 117, 48, 48, hex[Int(c >> 4)], hex[Int(c & 15)]]
+                }
             }
+            out.append(contentsOf: UnsafeBufferPointer(rebasing: u[start...]))
         }
         out.append(UInt8(ascii: "\""))
     }
