@@ -11,7 +11,7 @@ import OnekeyLinux
 /// the WAL from its start after each checkpoint, so a long-running store overwrites — except
 /// during the first cycle after it opens, and after each TRUNCATE checkpoint. So:
 ///   - at open, the WAL is extended with zeros to its working size (`walFrames` frames and some
-///     headroom) and synced once: ~2.2 MB at 512-byte pages, once per start;
+///     headroom) and synced once: ~2.4 MB at 512-byte pages, once per start;
 ///   - the idle checkpoint is PASSIVE (StoreRetention.swift): the next commit restarts the WAL at
 ///     its start and the file keeps its blocks. `journal_size_limit` (4 MiB) stays above it.
 /// Zeros past the last valid frame are not frames (their salts do not match the WAL header's):

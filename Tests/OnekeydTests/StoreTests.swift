@@ -33,7 +33,7 @@ import Testing
             #expect(store.undeliveredCount == 0)
             let killed = try TempDirectory.make("walbuf-killed")
             defer { try? FileManager.default.removeItem(atPath: killed) }
-            for suffix in ["", "-wal"] { try FileManager.default.copyItem(atPath: store.path + suffix, toPath: killed + "/" + Store.fileName + suffix) }
+            try store.copyFiles(to: killed)
             #expect(try Store(directory: killed).undeliveredCount == 0)
             seqs = try store.commit(presses.press(), at: presses.now).map(\.seq)
         }
@@ -62,7 +62,7 @@ import Testing
         let rows = try store.commit(presses.press(), at: presses.now)
         let killed = try TempDirectory.make("walspace-killed")
         defer { try? FileManager.default.removeItem(atPath: killed) }
-        for suffix in ["", "-wal"] { try FileManager.default.copyItem(atPath: store.path + suffix, toPath: killed + "/" + Store.fileName + suffix) }
+        try store.copyFiles(to: killed)
         #expect(try Store(directory: killed).outbox(after: 0, limit: 100).map(\.seq) == rows.map(\.seq))
     }
 
