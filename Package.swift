@@ -42,6 +42,7 @@ let package = Package(
         .target(name: "OnekeyDaemon", dependencies: [
             "OnekeyCore", "OnekeyLinux", "CZlib", "CWalBuffer",
             .product(name: "GRDB", package: "GRDB.swift"),
+            .product(name: "GRDBSQLite", package: "GRDB.swift"),
             .product(name: "Logging", package: "swift-log"),
         ]),
 

@@ -21,14 +21,20 @@ enum Floors {
         return out
     }
 
-    /// 4 KiB (one page, as a WAL append is) written in place and fdatasynced, `samples` times.
-    static func fdatasync(directory: String, samples: Int) throws -> [Double] {
+    /// 4 KiB written in place and fdatasynced, `samples` times: back to back (`idleMicroseconds`
+    /// 0), or each after sleeping that long, as the daemon sleeps in epoll before every press.
+    /// On this VM the second is the fair floor for a press's commit: a sync issued after the
+    /// machine idled takes 20–60 µs longer than one issued right after the last (a C loop:
+    /// p50 135 µs back to back, 156 µs after 0.2 ms asleep, 196 µs after 1 ms), and every press's
+    /// sync is issued after one.
+    static func fdatasync(directory: String, samples: Int, idleMicroseconds: UInt32 = 0) throws -> [Double] {
         let path = directory + "/fdatasync-floor"
         let fd = try syscall("open \(path)") { open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600) }
         defer { close(fd); unlink(path) }
         let page = [UInt8](repeating: 0x5A, count: 4096)
         var out = [Double]()
         for i in 0..<samples {
+            if idleMicroseconds > 0 { usleep(idleMicroseconds) }
             let t0 = monotonicNanos()
             _ = try page.withUnsafeBytes { p throws(SystemError) in
                 try syscall("pwrite \(path)") { pwrite(fd, p.baseAddress, p.count, off_t(i % 16) * 4096) }

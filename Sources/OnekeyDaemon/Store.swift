@@ -183,7 +183,9 @@ public final class Store: Sendable {
 
     /// One outbox row (the writer and the v5 migration).
     static func insert(_ b: OutboxBatch, body: [UInt8], snapshot: Bool, _ db: Database) throws {
-        try db.cachedStatement(sql: insertOutbox).execute(arguments: [b.firstSeq, b.messages.count, b.createdAt.milliseconds, b.lastKey, Data(body), snapshot])
+        var s = StatementBinder(try db.cachedStatement(sql: insertOutbox))
+        s.bind(b.firstSeq); s.bind(b.messages.count); s.bind(b.createdAt); s.bind(b.lastKey); s.bind(blob: body); s.bind(snapshot)
+        try s.execute(db)
     }
 
     /// Stored messages the broker has not acknowledged (no query: the ledger's count).
@@ -201,16 +203,20 @@ public final class Store: Sendable {
     /// SQL was a fifth of a press's CPU time.
     static func insert(_ b: StoreBatch, _ db: Database) throws {
         if !b.events.isEmpty {
-            let s = try db.cachedStatement(sql: insertEvent)
+            var s = StatementBinder(try db.cachedStatement(sql: insertEvent))
             for e in b.events {
-                try s.execute(arguments: [e.id, e.device, e.driver.rawValue, e.address, e.kind.rawValue, e.code,
-                                          e.receivedAt.milliseconds, Data(e.raw), e.alertID, e.test])
+                s.bind(e.id); s.bind(e.device); s.bind(e.driver.rawValue); s.bind(e.address); s.bind(e.kind.rawValue)
+                s.bind(e.code); s.bind(e.receivedAt); s.bind(blob: e.raw); s.bind(e.alertID); s.bind(e.test)
+                try s.execute(db)
             }
         }
         for a in b.alerts { try upsert(a, db) }
         if !b.devices.isEmpty {
-            let s = try db.cachedStatement(sql: upsertDevice)
-            for d in b.devices { try s.execute(arguments: [d.id, d.online, d.lastSeen?.milliseconds, d.batteryLow]) }
+            var s = StatementBinder(try db.cachedStatement(sql: upsertDevice))
+            for d in b.devices {
+                s.bind(d.id); s.bind(d.online); s.bind(d.lastSeen); s.bind(d.batteryLow)
+                try s.execute(db)
+            }
         }
     }
 
@@ -222,11 +228,12 @@ public final class Store: Sendable {
 
     /// Inserts or updates in place (an update rewrites one leaf page, not the unique index).
     static func upsert(_ a: Alert, _ db: Database) throws {
-        try db.cachedStatement(sql: upsertAlert).execute(arguments: [
-            a.id, a.device, a.kind.rawValue, a.state.rawValue, a.grid, a.resident, a.location,
-            a.raisedAt.milliseconds, a.lastPressAt.milliseconds, a.pressCount, a.step,
-            JSON.array(a.paged.map { .string($0) }).text, a.ackedBy, a.ackedAt?.milliseconds,
-            a.resolvedAt?.milliseconds, a.resolvedBy, a.note, a.test, a.nextStepAt?.milliseconds, a.unattended])
+        var s = StatementBinder(try db.cachedStatement(sql: upsertAlert))
+        s.bind(a.id); s.bind(a.device); s.bind(a.kind.rawValue); s.bind(a.state.rawValue); s.bind(a.grid)
+        s.bind(a.resident); s.bind(a.location); s.bind(a.raisedAt); s.bind(a.lastPressAt); s.bind(a.pressCount)
+        s.bind(a.step); s.bind(JSON.array(a.paged.map { .string($0) }).text); s.bind(a.ackedBy); s.bind(a.ackedAt)
+        s.bind(a.resolvedAt); s.bind(a.resolvedBy); s.bind(a.note); s.bind(a.test); s.bind(a.nextStepAt); s.bind(a.unattended)
+        try s.execute(db)
     }
 
     /// Removes messages the broker acknowledged, without an fsync of its own: a batch row whose
@@ -280,8 +287,8 @@ public final class Store: Sendable {
         // The usual case, a press's commit folding in the row its predecessor's PUBACKs freed:
         // one compiled statement per row instead of compiling an IN list for each count.
         if seqs.count <= 16 {
-            let statement = try db.cachedStatement(sql: deleteOutboxRow)
-            for seq in seqs { try statement.execute(arguments: [seq]) }
+            var statement = StatementBinder(try db.cachedStatement(sql: deleteOutboxRow))
+            for seq in seqs { statement.bind(seq); try statement.execute(db) }
             return
         }
         for chunk in stride(from: 0, to: seqs.count, by: 500).map({ Array(seqs[$0..<min($0 + 500, seqs.count)]) }) {

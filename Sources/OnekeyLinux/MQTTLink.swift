@@ -310,6 +310,11 @@ public final class MQTTLink {
             return  // the broker closes the socket; the next read reports it
         }
         for filter in subscriptions { mosquitto_subscribe(h, nil, filter, 1) }
+        // With a log callback set, libmosquitto formats a debug line (malloc + vsnprintf) for
+        // every packet, two of them before a press's page. Once connected over plain TCP, its
+        // only warning left is a PUBACK for an unknown message id (2.0.11's sources), which the
+        // gateway ignores too, so the callback goes; over TLS it stays for OpenSSL's errors.
+        if !endpoint.tls { mosquitto_log_callback_set(h, nil) }
         isConnected = true
         attempt = 0
         pending.append(.connected(generation: generation))
