@@ -56,6 +56,8 @@ public final class Gateway {
     var storeClosed = false
     private var lastSummary = ""
     private var statusTimer: EventLoop.Timer!
+    /// Checkpoints the WAL once a wake-up's pages are out (`Store.checkpointIfDue`).
+    private var checkpointSoon: EventLoop.Timer!
     /// Every repeated log line goes through here (CONTRACT §8: no client floods the log).
     var logLimiter = LogLimiter(intervalSeconds: 60)
     private var housekeeping: EventLoop.Timer!
@@ -105,6 +107,18 @@ public final class Gateway {
         retention = try loop.addTimer(priority: .batch) { [unowned self] in prune() }
         retention.arm(afterSeconds: Self.firstPruneDelay)
         statusTimer = try loop.addTimer(priority: .batch) { [unowned self] in sendStatus() }
+        checkpointSoon = try loop.addTimer(priority: .batch) { [unowned self] in checkpointWAL() }
+    }
+
+    /// Called after anything committed: the checkpoint runs in a later turn of the loop, after
+    /// this wake-up's pages are on the broker's socket.
+    private func checkpointWhenDue() {
+        if store.checkpointDue && !checkpointSoon.armed { checkpointSoon.arm(afterSeconds: 0) }
+    }
+
+    private func checkpointWAL() {
+        guard !storeClosed else { return }
+        do { try store.checkpointIfDue() } catch { logLimited("store-checkpoint", .error, "store: checkpoint failed: \(Journal.describe(error))") }
     }
 
     static let firstPruneDelay = 5.0
@@ -116,6 +130,7 @@ public final class Gateway {
     /// fails; at once again while a big backlog is being written).
     private func retryStore() {
         if let line = journal.retry() { logger.critical("\(line)") }
+        checkpointWhenDue()
         if journal.fault == nil && journal.heldMessages + journal.heldEvents > 0 {
             storeRetry.arm(afterSeconds: 0.01)
         } else if journal.fault != nil {
@@ -217,6 +232,7 @@ public final class Gateway {
         }
         if let last = recorded.messages.last?.seq, outboxTail != nil { outboxTail = last }
         if caughtUp { send(recorded.messages) } else { pump() }
+        checkpointWhenDue()
         counters.pages += outcome.pages
         modem?.applied(outcome, at: clock.now().wall)
         rearmEscalation()

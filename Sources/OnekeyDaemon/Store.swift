@@ -63,6 +63,8 @@ public final class Store: Sendable {
     private let queuedDeletes = Mutex<[Int64]>([])
     static let deleteFlushThreshold = 128
     private let deflater = Mutex(Deflater())
+    /// Frames in the WAL after the last commit (StoreCheckpoint.swift).
+    let walFrameCount = WALFrameCount()
     /// Batch rows found unreadable (and dropped) since the daemon last asked: `takeDamage()`.
     private let damage = Mutex<[String]>([])
 
@@ -85,6 +87,7 @@ public final class Store: Sendable {
         for r in batches { l.add(firstSeq: r[0], count: r[1]) }
         lastSeq = Mutex(batches.map { ($0[0] as Int64) + ($0[1] as Int64) - 1 }.max() ?? 0)
         ledger = Mutex(l)
+        try Self.countWALFrames(queue, into: walFrameCount)
         preallocateWAL()
     }
 
@@ -115,7 +118,8 @@ public final class Store: Sendable {
             // database less often. At most ~2 MiB of WAL (4,000 frames of 536 bytes) to replay
             // after a crash.
             try db.execute(sql: "PRAGMA journal_size_limit = 4194304")
-            try db.execute(sql: "PRAGMA wal_autocheckpoint = \(walFrames)")
+            // Checkpoints run after the pages are out, not inside a commit (StoreCheckpoint.swift).
+            try db.execute(sql: "PRAGMA wal_autocheckpoint = 0")
         }
         return config
     }
@@ -151,6 +155,7 @@ public final class Store: Sendable {
             throw error
         }
         ledger.withLock { l in for b in outbox { l.add(firstSeq: b.firstSeq, count: Int64(b.messages.count)) } }
+        checkpointIfFlooded()
     }
 
     /// Compatibility for today's gateway: allocates seqs, commits, returns the outbox rows added.

@@ -58,6 +58,7 @@ extension Store {
     public func checkpoint(truncate: Bool = true) throws {
         let mode = truncate ? "TRUNCATE" : "PASSIVE"
         try db.writeWithoutTransaction { db in _ = try Row.fetchOne(db, sql: "PRAGMA wal_checkpoint(\(mode))") }
+        walFrameCount.frames.store(0, ordering: .relaxed)
     }
 
     /// Size of the database file and its WAL, in bytes.

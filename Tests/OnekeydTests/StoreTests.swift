@@ -55,6 +55,7 @@ import Testing
         var presses = try PressSource()
         for _ in 0..<(Store.walFrames * 3 / 10) {  // about three WAL cycles: checkpoints restart it
             try store.deleteOutbox(try store.commit(presses.press(), at: presses.now).map(\.seq))
+            try store.checkpointIfDue()  // as the gateway does, once the pages are out
             #expect(store.fileSizes().wal <= working)
         }
         #expect(try store.pruneStep(now: presses.now, keepDays: 400) == 0)
@@ -64,6 +65,42 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: killed) }
         try store.copyFiles(to: killed)
         #expect(try Store(directory: killed).outbox(after: 0, limit: 100).map(\.seq) == rows.map(\.seq))
+    }
+
+    /// No commit checkpoints (a press's page would wait for it): the database file is untouched
+    /// while the WAL fills past its limit, `checkpointDue` says so, `checkpointIfDue` copies it
+    /// (and the next commit starts the WAL over); only at four times the limit — a flood that
+    /// starves the gateway's timer — does a commit checkpoint by itself.
+    @Test func commitsNeverCheckpointTheGatewayDoesAfterThePages() throws {
+        let dir = try TempDirectory.make("checkpoint")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let store = try Store(directory: dir)
+        var presses = try PressSource()
+        func databaseFile() throws -> Data { try Data(contentsOf: URL(fileURLWithPath: store.path)) }
+        try store.commit(presses.press(), at: presses.now)
+        try store.checkpoint(truncate: false)
+        let before = try databaseFile()
+        var commits = 0
+        while !store.checkpointDue {
+            try store.commit(presses.press(), at: presses.now)
+            commits += 1
+            #expect(commits < Store.walFrames, "checkpointDue never came")
+            if commits >= Store.walFrames { return }
+        }
+        #expect(try databaseFile() == before, "a commit checkpointed")
+        #expect(try store.checkpointIfDue())
+        #expect(!store.checkpointDue)
+        #expect(try databaseFile() != before)
+        #expect(try !store.checkpointIfDue())
+
+        // Starved: commits go on without the timer; the WAL is bounded at four times the limit.
+        let copied = try databaseFile()
+        var flooded = 0
+        while try databaseFile() == copied && flooded < 10 * commits {
+            try store.commit(presses.press(), at: presses.now)
+            flooded += 1
+        }
+        #expect(flooded > 3 * commits && flooded <= 5 * commits, "checkpointed by a commit after \(flooded), limit reached after \(commits)")
     }
 
     /// Per press: one durable commit (event, alert, device, 4 messages) and the later delete of its
