@@ -43,7 +43,8 @@ public struct StoreBatch: Sendable {
 ///   `sqlite_sequence` page), a commit's messages in one deflated row (`OutboxBatch`).
 ///   See `docs/benchmarks.md` for the measured bytes.
 /// - Bounded file: `auto_vacuum = INCREMENTAL`, `pruneStep` (StoreRetention.swift),
-///   `journal_size_limit`, PASSIVE checkpoints when idle.
+///   `journal_size_limit`, PASSIVE checkpoints when idle and every `walFrames` frames — run by
+///   the gateway after the pages are out, never inside a commit (StoreCheckpoint.swift).
 /// - Commits overwrite WAL blocks, never append: the WAL is extended to its working size at open
 ///   (StoreWALSpace.swift).
 /// - Opening a corrupt file moves it aside and starts a new store (StoreOpening.swift).
@@ -115,8 +116,8 @@ public final class Store: Sendable {
             try db.execute(sql: synchronousFull ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL")
             // A checkpoint writes every page the WAL holds once; the hot pages (header, the
             // tables' right edges) are in every interval, so a longer one copies them into the
-            // database less often. At most ~2 MiB of WAL (4,000 frames of 536 bytes) to replay
-            // after a crash.
+            // database less often. Usually at most ~2 MiB of WAL (4,000 frames of 536 bytes) to
+            // replay after a crash; four times that after a flood that starved the checkpoint timer.
             try db.execute(sql: "PRAGMA journal_size_limit = 4194304")
             // Checkpoints run after the pages are out, not inside a commit (StoreCheckpoint.swift).
             try db.execute(sql: "PRAGMA wal_autocheckpoint = 0")
