@@ -163,6 +163,28 @@ import Testing
         #expect(pageIDs == pageIDs.sorted(), "msg_ids sort in the order they were issued: \(pageIDs)")
     }
 
+    /// Busy hours keep the WAL at its working size: with SQLite's auto-checkpoint off (a commit
+    /// must not copy pages while its page waits), the daemon checkpoints after the pages are out.
+    /// 700 presses write ~7,000 frames, more than the preallocated WAL holds (4,500): without those
+    /// checkpoints the file grows.
+    @Test func busyHoursKeepTheWALAtItsWorkingSize() throws {
+        let devices = Rig.addresses(700)
+        let rig = try Rig(repeatWindowMs: 0, pressMergeSeconds: 0, devices: devices)
+        let wal = rig.daemon.stateDir + "/onekeyd.sqlite-wal"
+        func size(_ p: String) -> Int { ((try? FileManager.default.attributesOfItem(atPath: p)[.size]) as? Int) ?? 0 }
+        let working = size(wal)
+        let databaseBefore = size(rig.daemon.stateDir + "/onekeyd.sqlite")
+        #expect(working > 2_000_000, "the WAL is preallocated at open: \(working) bytes")
+        for d in devices {
+            try rig.press(d.address)
+            usleep(1_500)
+        }
+        let paged = rig.sub.wait(timeout: 60) { Set($0.filter { $0.topic.hasSuffix("/pages") }.compactMap { $0.json?["alert"]?.stringValue }).count >= devices.count }
+        #expect(Set(paged.filter { $0.topic.hasSuffix("/pages") }.compactMap { $0.json?["alert"]?.stringValue }).count == devices.count)
+        #expect(size(wal) == working, "WAL \(size(wal)) bytes, working size \(working)")
+        #expect(size(rig.daemon.stateDir + "/onekeyd.sqlite") > databaseBefore, "checkpointed into the database file")
+    }
+
     @Test func aCorruptStoreIsMovedAsideKeptAndReplacedAndTheDaemonRuns() throws {
         for damage in ["garbage", "truncated"] {
             let rig = try Rig()
