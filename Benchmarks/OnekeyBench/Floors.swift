@@ -24,9 +24,9 @@ enum Floors {
     /// 4 KiB written in place and fdatasynced, `samples` times: back to back (`idleMicroseconds`
     /// 0), or each after sleeping that long, as the daemon sleeps in epoll before every press.
     /// On this VM the second is the fair floor for a press's commit: a sync issued after the
-    /// machine idled takes 20–60 µs longer than one issued right after the last (a C loop:
-    /// p50 135 µs back to back, 156 µs after 0.2 ms asleep, 196 µs after 1 ms), and every press's
-    /// sync is issued after one.
+    /// machine idled takes 20–60 µs longer than one issued right after the last (a C loop of
+    /// 4–5 KB writes: p50 ~135 µs back to back, 156 µs after 0.2 ms asleep, 196 µs after 1 ms),
+    /// and every press's sync is issued after one.
     static func fdatasync(directory: String, samples: Int, idleMicroseconds: UInt32 = 0) throws -> [Double] {
         let path = directory + "/fdatasync-floor"
         let fd = try syscall("open \(path)") { open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600) }
