@@ -82,3 +82,51 @@ import Testing
         #expect(seen == [false, false])
     }
 }
+
+/// A press's messages are written straight into bytes (`JSONObjectWriter`); control answers embed
+/// the same payloads as `JSON` values. Both come from one field list per payload: the bytes must be
+/// exactly what the value serializes to, escapes, nulls and optional fields included.
+@Suite struct PayloadWriterTests {
+    static let t0 = Timestamp(milliseconds: 1_795_000_000_123)
+    static let awkward = "陈婆婆 \"3栋\"\\2单元\n401\u{01}\t"
+
+    static var alerts: [Alert] {
+        [Alert(id: "01A", device: "btn-1", kind: .panic, grid: "grid-7", resident: awkward, location: "双合店社区", raisedAt: t0),
+         Alert(id: "01B", device: "btn-2", kind: .lowBattery, state: .acked, grid: "g", resident: "r", location: "l", raisedAt: t0,
+               lastPressAt: Timestamp(milliseconds: 1_795_000_009_000), pressCount: 3, step: 2, paged: ["m-1", "m-\"2\""],
+               ackedBy: "m-1", ackedAt: t0, resolvedAt: t0, resolvedBy: "m-2", note: awkward, test: true,
+               nextStepAt: t0, unattended: true)]
+    }
+
+    @Test func bytesAreTheValueSerialized() throws {
+        for a in Self.alerts {
+            for key in ["k1", nil] as [String?] {
+                #expect(Payloads.alertBytes(a, gateway: "gw", key: key) == Payloads.alert(a, gateway: "gw", key: key).bytes)
+            }
+            let page = Payloads.pageBytes(a, member: "m-9", reason: .escalated, gridName: Self.awkward, at: Self.t0, key: "k2")
+            #expect(page == Payloads.page(a, member: "m-9", reason: .escalated, gridName: Self.awkward, at: Self.t0, key: "k2").bytes)
+            #expect(try JSON.parse(page)["resident"]?.stringValue == a.resident)
+        }
+        let events = [
+            GatewayEvent(id: "e1", device: nil, driver: .ev1527, address: "A1B2C", kind: .unknownDevice, code: "8",
+                         receivedAt: Self.t0, raw: [0xA1, 0x2C], count: 7),
+            GatewayEvent(id: "e2", device: "btn-1", driver: .surgard, address: "1234", kind: .panic, code: "120",
+                         receivedAt: Self.t0, raw: [], alertID: "01A", test: true),
+        ]
+        for e in events {
+            #expect(Payloads.eventBytes(e, gateway: "gw", key: "k3") == Payloads.event(e, gateway: "gw", key: "k3").bytes)
+        }
+        let d = DeviceConfig(id: "btn-1", driver: .ev1527, address: "A1B2C", grid: "grid-7", resident: Self.awkward,
+                             location: "l", supervisionSeconds: 0, codes: [:])
+        for state in [DeviceState(id: "btn-1"), DeviceState(id: "btn-1", online: false, lastSeen: Self.t0, batteryLow: true)] {
+            #expect(Payloads.deviceBytes(d, state: state, gateway: "gw", key: "k4") == Payloads.device(d, state: state, gateway: "gw", key: "k4").bytes)
+        }
+    }
+
+    /// The wire form itself, pinned: a change to both sides at once does not slip through.
+    @Test func pageOnTheWire() {
+        let a = Alert(id: "01A", device: "btn-1", kind: .panic, grid: "grid-7", resident: "陈婆婆", location: "3栋\"401\"", raisedAt: Self.t0)
+        let text = String(decoding: Payloads.pageBytes(a, member: "m-1", reason: .raised, gridName: "第七网格", at: Self.t0, key: "k"), as: UTF8.self)
+        #expect(text == #"{"alert":"01A","member":"m-1","reason":"raised","kind":"panic","state":"open","device":"btn-1","resident":"陈婆婆","location":"3栋\"401\"","grid":"grid-7","grid_name":"第七网格","step":0,"press_count":1,"raised_at":"2026-11-18T11:06:40.123Z","paged_at":"2026-11-18T11:06:40.123Z","test":false,"msg_id":"k"}"#)
+    }
+}

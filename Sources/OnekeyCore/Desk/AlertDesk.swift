@@ -230,12 +230,12 @@ public struct AlertDesk: Sendable {
     private mutating func emit(_ e: GatewayEvent, into out: inout DeskOutcome) {
         out.events.append(e)
         let gateway = config.gateway.id
-        out.messages.insert(message(topics.events, retain: false, at: e.receivedAt) { Payloads.event(e, gateway: gateway, key: $0) }, at: 0)
+        out.messages.insert(message(topics.events, retain: false, at: e.receivedAt) { Payloads.eventBytes(e, gateway: gateway, key: $0) }, at: 0)
     }
 
-    private mutating func message(_ topic: String, retain: Bool, at t: Timestamp, _ body: (String) -> JSON) -> OutboundMessage {
+    private mutating func message(_ topic: String, retain: Bool, at t: Timestamp, _ body: (String) -> [UInt8]) -> OutboundMessage {
         let key = ids.next(at: t)
-        return OutboundMessage(topic: topic, payload: body(key).bytes, retain: retain, key: key)
+        return OutboundMessage(topic: topic, payload: body(key), retain: retain, key: key)
     }
 
     func openAlert(device: String, where predicate: (Alert) -> Bool) -> Alert? {
@@ -385,18 +385,18 @@ public struct AlertDesk: Sendable {
 
     private mutating func deviceMessage(_ d: DeviceConfig, _ state: DeviceState, at t: Timestamp) -> OutboundMessage {
         let gateway = config.gateway.id
-        return message(topics.device(d.id), retain: true, at: t) { Payloads.device(d, state: state, gateway: gateway, key: $0) }
+        return message(topics.device(d.id), retain: true, at: t) { Payloads.deviceBytes(d, state: state, gateway: gateway, key: $0) }
     }
 
     private mutating func alertMessage(_ a: Alert, retain: Bool, at t: Timestamp) -> OutboundMessage {
         let gateway = config.gateway.id
-        return message(topics.alert(a.id), retain: retain, at: t) { Payloads.alert(a, gateway: gateway, key: $0) }
+        return message(topics.alert(a.id), retain: retain, at: t) { Payloads.alertBytes(a, gateway: gateway, key: $0) }
     }
 
     mutating func page(_ a: Alert, member: String, reason: PageReason, at t: Timestamp, into out: inout DeskOutcome) {
         let gridName = config.grid(id: a.grid)?.name ?? a.grid
         out.pageMessages.append(message(topics.pages(member), retain: false, at: t) {
-            Payloads.page(a, member: member, reason: reason, gridName: gridName, at: t, key: $0)
+            Payloads.pageBytes(a, member: member, reason: reason, gridName: gridName, at: t, key: $0)
         })
         out.pages += 1
     }

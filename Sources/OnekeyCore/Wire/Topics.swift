@@ -22,17 +22,78 @@ public struct Topics: Sendable, Equatable {
     }
 }
 
-/// JSON bodies of CONTRACT §7.
+/// JSON bodies of CONTRACT §7. Each payload lists its fields once (`write…`), into bytes for a
+/// message (`…Bytes`, on the path of a press) or into a `JSON` value for a control answer.
 public enum Payloads {
+    static func writeEvent<S: JSONFieldSink>(_ e: GatewayEvent, gateway: String, key: String, into s: inout S) {
+        s.string("id", e.id); s.string("gateway", gateway); s.string("device", e.device)
+        s.string("driver", e.driver.rawValue); s.string("address", e.address); s.string("kind", e.kind.rawValue)
+        s.string("code", e.code); s.time("received_at", e.receivedAt); s.string("raw", e.raw.hex)
+        s.string("alert", e.alertID); s.bool("test", e.test); s.string("msg_id", key)
+        if let n = e.count { s.int("count", n) }
+    }
+
+    static func writeAlert<S: JSONFieldSink>(_ a: Alert, gateway: String, key: String?, into s: inout S) {
+        s.string("id", a.id); s.string("gateway", gateway); s.string("device", a.device)
+        s.string("kind", a.kind.rawValue); s.string("state", a.state.rawValue); s.string("grid", a.grid)
+        s.string("resident", a.resident); s.string("location", a.location)
+        s.time("raised_at", a.raisedAt); s.time("last_press_at", a.lastPressAt)
+        s.int("press_count", a.pressCount); s.int("step", a.step)
+        s.strings("paged", a.paged); s.string("acked_by", a.ackedBy)
+        s.time("acked_at", a.ackedAt); s.time("resolved_at", a.resolvedAt)
+        s.string("resolved_by", a.resolvedBy); s.string("note", a.note); s.bool("test", a.test)
+        s.time("next_step_at", a.nextStepAt); s.bool("unattended", a.unattended)
+        if let key { s.string("msg_id", key) }
+    }
+
+    static func writePage<S: JSONFieldSink>(_ a: Alert, member: String, reason: PageReason, gridName: String, at: Timestamp, key: String, into s: inout S) {
+        s.string("alert", a.id); s.string("member", member); s.string("reason", reason.rawValue)
+        s.string("kind", a.kind.rawValue); s.string("state", a.state.rawValue); s.string("device", a.device)
+        s.string("resident", a.resident); s.string("location", a.location); s.string("grid", a.grid)
+        s.string("grid_name", gridName); s.int("step", a.step); s.int("press_count", a.pressCount)
+        s.time("raised_at", a.raisedAt); s.time("paged_at", at); s.bool("test", a.test)
+        s.string("msg_id", key)
+    }
+
+    static func writeDevice<S: JSONFieldSink>(_ d: DeviceConfig, state: DeviceState, gateway: String, key: String, into s: inout S) {
+        s.string("id", d.id); s.string("gateway", gateway); s.string("driver", d.driver.rawValue)
+        s.string("address", d.address); s.string("grid", d.grid); s.bool("online", state.online)
+        s.time("last_seen", state.lastSeen); s.string("battery", state.batteryLow ? "low" : "ok")
+        s.string("msg_id", key)
+    }
+
     public static func event(_ e: GatewayEvent, gateway: String, key: String) -> JSON {
-        var fields: [(String, JSON)] = [
-            ("id", .string(e.id)), ("gateway", .string(gateway)), ("device", .optional(e.device)),
-            ("driver", .string(e.driver.rawValue)), ("address", .string(e.address)), ("kind", .string(e.kind.rawValue)),
-            ("code", .string(e.code)), ("received_at", .string(e.receivedAt.rfc3339)), ("raw", .string(e.raw.hex)),
-            ("alert", .optional(e.alertID)), ("test", .bool(e.test)), ("msg_id", .string(key)),
-        ]
-        if let n = e.count { fields.append(("count", .int(Int64(n)))) }
-        return .object(fields)
+        var t = JSONObjectTree(); writeEvent(e, gateway: gateway, key: key, into: &t); return t.json
+    }
+
+    public static func eventBytes(_ e: GatewayEvent, gateway: String, key: String) -> [UInt8] {
+        var w = JSONObjectWriter(capacity: 384); writeEvent(e, gateway: gateway, key: key, into: &w); return w.finish()
+    }
+
+    public static func alert(_ a: Alert, gateway: String, key: String?) -> JSON {
+        var t = JSONObjectTree(); writeAlert(a, gateway: gateway, key: key, into: &t); return t.json
+    }
+
+    public static func alertBytes(_ a: Alert, gateway: String, key: String?) -> [UInt8] {
+        var w = JSONObjectWriter(capacity: 768); writeAlert(a, gateway: gateway, key: key, into: &w); return w.finish()
+    }
+
+    public static func page(_ a: Alert, member: String, reason: PageReason, gridName: String, at: Timestamp, key: String) -> JSON {
+        var t = JSONObjectTree(); writePage(a, member: member, reason: reason, gridName: gridName, at: at, key: key, into: &t); return t.json
+    }
+
+    public static func pageBytes(_ a: Alert, member: String, reason: PageReason, gridName: String, at: Timestamp, key: String) -> [UInt8] {
+        var w = JSONObjectWriter(capacity: 640)
+        writePage(a, member: member, reason: reason, gridName: gridName, at: at, key: key, into: &w)
+        return w.finish()
+    }
+
+    public static func device(_ d: DeviceConfig, state: DeviceState, gateway: String, key: String) -> JSON {
+        var t = JSONObjectTree(); writeDevice(d, state: state, gateway: gateway, key: key, into: &t); return t.json
+    }
+
+    public static func deviceBytes(_ d: DeviceConfig, state: DeviceState, gateway: String, key: String) -> [UInt8] {
+        var w = JSONObjectWriter(capacity: 256); writeDevice(d, state: state, gateway: gateway, key: key, into: &w); return w.finish()
     }
 
     /// The answer fields of `{"cmd":"unknown"}`: addresses heard but not enrolled, most recent first.
@@ -44,42 +105,6 @@ public enum Payloads {
                 ("first_heard", .string(u.firstHeard.rfc3339)), ("last_heard", .string(u.lastHeard.rfc3339)),
             ])
         })), ("evicted", .int(Int64(evicted)))]
-    }
-
-    public static func alert(_ a: Alert, gateway: String, key: String?) -> JSON {
-        var fields: [(String, JSON)] = [
-            ("id", .string(a.id)), ("gateway", .string(gateway)), ("device", .string(a.device)),
-            ("kind", .string(a.kind.rawValue)), ("state", .string(a.state.rawValue)), ("grid", .string(a.grid)),
-            ("resident", .string(a.resident)), ("location", .string(a.location)),
-            ("raised_at", .string(a.raisedAt.rfc3339)), ("last_press_at", .string(a.lastPressAt.rfc3339)),
-            ("press_count", .int(Int64(a.pressCount))), ("step", .int(Int64(a.step))),
-            ("paged", .array(a.paged.map { .string($0) })), ("acked_by", .optional(a.ackedBy)),
-            ("acked_at", .optional(a.ackedAt)), ("resolved_at", .optional(a.resolvedAt)),
-            ("resolved_by", .optional(a.resolvedBy)), ("note", .optional(a.note)), ("test", .bool(a.test)),
-            ("next_step_at", .optional(a.nextStepAt)), ("unattended", .bool(a.unattended)),
-        ]
-        if let key { fields.append(("msg_id", .string(key))) }
-        return .object(fields)
-    }
-
-    public static func page(_ a: Alert, member: String, reason: PageReason, gridName: String, at: Timestamp, key: String) -> JSON {
-        .object([
-            ("alert", .string(a.id)), ("member", .string(member)), ("reason", .string(reason.rawValue)),
-            ("kind", .string(a.kind.rawValue)), ("state", .string(a.state.rawValue)), ("device", .string(a.device)),
-            ("resident", .string(a.resident)), ("location", .string(a.location)), ("grid", .string(a.grid)),
-            ("grid_name", .string(gridName)), ("step", .int(Int64(a.step))), ("press_count", .int(Int64(a.pressCount))),
-            ("raised_at", .string(a.raisedAt.rfc3339)), ("paged_at", .string(at.rfc3339)), ("test", .bool(a.test)),
-            ("msg_id", .string(key)),
-        ])
-    }
-
-    public static func device(_ d: DeviceConfig, state: DeviceState, gateway: String, key: String) -> JSON {
-        .object([
-            ("id", .string(d.id)), ("gateway", .string(gateway)), ("driver", .string(d.driver.rawValue)),
-            ("address", .string(d.address)), ("grid", .string(d.grid)), ("online", .bool(state.online)),
-            ("last_seen", .optional(state.lastSeen)), ("battery", .string(state.batteryLow ? "low" : "ok")),
-            ("msg_id", .string(key)),
-        ])
     }
 
     public static func status(online: Bool, version: String, since: Timestamp) -> JSON {
