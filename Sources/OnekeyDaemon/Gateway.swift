@@ -233,6 +233,7 @@ public final class Gateway {
         if let last = recorded.messages.last?.seq, outboxTail != nil { outboxTail = last }
         if caughtUp { send(recorded.messages) } else { pump() }
         checkpointWhenDue()
+        store.prepareNextCommit()
         counters.pages += outcome.pages
         modem?.applied(outcome, at: clock.now().wall)
         rearmEscalation()

@@ -202,10 +202,22 @@ struct Deflater: ~Copyable {
         z.deallocate()
     }
 
+    /// Whether the stream is reset with the dictionary loaded (`prime`).
+    private var primed = false
+
+    /// Resets the stream and loads the dictionary now, so that the next `deflate` only
+    /// compresses: the store calls it after a press's pages are out, off the next press's path.
+    mutating func prime() {
+        guard ready, !primed else { return }
+        primed = deflateReset(z) == Z_OK
+            && OutboxBatch.dictionaryV1.withUnsafeBufferPointer({ deflateSetDictionary(z, $0.baseAddress, uInt($0.count)) }) == Z_OK
+    }
+
     /// The raw deflate of `input` with `dictionaryV1`, or nil if zlib fails (the caller stores plain).
     mutating func deflate(_ input: [UInt8]) -> [UInt8]? {
-        guard ready, deflateReset(z) == Z_OK else { return nil }
-        guard OutboxBatch.dictionaryV1.withUnsafeBufferPointer({ deflateSetDictionary(z, $0.baseAddress, uInt($0.count)) }) == Z_OK else { return nil }
+        prime()
+        guard primed else { return nil }
+        primed = false
         var out = [UInt8](repeating: 0, count: Int(deflateBound(z, uLong(input.count))))
         var input = input
         let rc: Int32 = input.withUnsafeMutableBufferPointer { inp in

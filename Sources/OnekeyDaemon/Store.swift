@@ -159,6 +159,10 @@ public final class Store: Sendable {
         checkpointIfFlooded()
     }
 
+    /// Readies the outbox compressor for the next commit (its reset and dictionary load), off the
+    /// path of the next press: call once the current pages are out.
+    public func prepareNextCommit() { deflater.withLock { $0.prime() } }
+
     /// Compatibility for today's gateway: allocates seqs, commits, returns the outbox rows added.
     @discardableResult
     public func commit(_ outcome: DeskOutcome, at t: Timestamp) throws -> [OutboxRow] {
