@@ -110,9 +110,13 @@ public final class DaemonProcess: @unchecked Sendable {
     @discardableResult
     public func stop(timeout: Double = 15) -> Int32? {
         guard let p = process else { return nil }
-        // Under a launcher, the daemon is the launcher's child: signal it, and the launcher follows.
-        if !launcher.isEmpty, p.isRunning { _ = try? runCommand("/usr/bin/pkill", ["-TERM", "-P", String(p.processIdentifier)]) }
-        if p.isRunning && launcher.isEmpty { kill(p.processIdentifier, SIGTERM) }
+        // Under a launcher that forks (umockdev-run), the daemon is its child: signal that, and the
+        // launcher follows. A launcher that execs (unshare … sh -c 'exec …') is the daemon itself.
+        var signalled = false
+        if !launcher.isEmpty, p.isRunning {
+            signalled = (try? runCommand("/usr/bin/pkill", ["-TERM", "-P", String(p.processIdentifier)]))?.status == 0
+        }
+        if p.isRunning && !signalled { kill(p.processIdentifier, SIGTERM) }
         waitForExit(p, timeout: timeout)
         return p.terminationStatus
     }

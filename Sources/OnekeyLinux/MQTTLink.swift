@@ -62,6 +62,10 @@ public final class MQTTLink {
     private var pending: [Event] = []
     private var finalMid: Int32?
     private var onStopped: (() -> Void)?
+    /// For a broker given by name: its lookup, off the loop, before each connect attempt.
+    private var resolver: BrokerResolver?
+    /// The addresses the last lookup gave, for the attempt it was made for.
+    private var addresses: [String] = []
 
     static let connackTimeoutNanos: UInt64 = 10_000_000_000
     private static let libraryInit: Void = { mosquitto_lib_init(); return () }()
@@ -120,6 +124,26 @@ public final class MQTTLink {
         retry.arm(afterSeconds: timeout)  // the retry timer doubles as the stop deadline
     }
 
+    private func lookUpThenConnect() {
+        if resolver == nil {
+            do { resolver = try BrokerResolver(loop: loop) } catch {
+                backoff("cannot start looking up \(endpoint.host): \(error)")
+                return
+            }
+        }
+        guard let resolver, !resolver.isBusy else { return }
+        resolver.resolve(endpoint.host) { [unowned self] answer in
+            if stopped { finishStop(); return }
+            switch answer {
+            case .addresses(let list):
+                addresses = list
+                connect()
+            case .failed(let why):
+                backoff("looking up \(endpoint.host): \(why)")
+            }
+        }
+    }
+
     private func finishStop() {
         guard let done = onStopped else { return }
         onStopped = nil
@@ -133,9 +157,15 @@ public final class MQTTLink {
     private func connect() {
         if stopped { finishStop(); return }
         guard mosq == nil else { return }
+        if addresses.isEmpty && !BrokerResolver.isAddress(endpoint.host) { lookUpThenConnect(); return }
+        // Plain TCP connects to an address the lookup gave (the next one after each failed
+        // attempt). TLS needs the name itself — libmosquitto verifies the certificate against
+        // what it connects to — so it resolves again inside, right after the lookup answered.
+        let host = endpoint.tls || addresses.isEmpty ? endpoint.host : addresses[attempt % addresses.count]
+        addresses = []
         let (handle, failure) = makeHandle()
         guard let handle else { backoff(failure); return }
-        let rc = mosquitto_connect_async(handle, endpoint.host, Int32(endpoint.port), Int32(endpoint.keepaliveSeconds))
+        let rc = mosquitto_connect_async(handle, host, Int32(endpoint.port), Int32(endpoint.keepaliveSeconds))
         let fd = mosquitto_socket(handle)
         guard rc == Self.ok, fd >= 0 else {
             let detail = rc == Int32(MOSQ_ERR_ERRNO.rawValue) ? String(cString: strerror(errno)) : String(cString: mosquitto_strerror(rc))
