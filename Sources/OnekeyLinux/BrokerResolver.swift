@@ -1,45 +1,15 @@
 import Foundation
 import Glibc
 
-/// Looks the broker's host name up off the event loop. libmosquitto resolves inside
-/// `mosquitto_connect_async` with a blocking `getaddrinfo`: with a name and a DNS server that
-/// does not answer, every connect attempt would hold the loop — frames, timers, the watchdog —
-/// for the resolver's timeout (glibc: 5 s × 2 attempts per nameserver).
-final class BrokerResolver {
+/// The broker's host name looked up on a `LoopWorker`, off the event loop. libmosquitto
+/// resolves inside `mosquitto_connect_async` with a blocking `getaddrinfo`: with a name and a DNS
+/// server that does not answer, every connect attempt would hold the loop — frames, timers, the
+/// watchdog — for the resolver's timeout (glibc: 5 s × 2 attempts per nameserver).
+enum BrokerResolver {
     enum Answer: Sendable {
         /// Numeric addresses in the resolver's order, duplicates removed.
         case addresses([String])
         case failed(String)
-    }
-
-    private let worker: BackgroundWorker<Answer>
-    private var source: EventLoop.IO!
-    private var waiting: ((Answer) -> Void)?
-    private var ticket = 0
-
-    init(loop: EventLoop) throws(SystemError) {
-        worker = try BackgroundWorker()
-        source = try loop.addIO(fd: worker.results.fd) { [unowned self] _ in deliver() }
-    }
-
-    deinit { source.cancel() }
-
-    /// Whether a lookup is under way (one at a time: a slow server is not asked twice at once).
-    var isBusy: Bool { waiting != nil }
-
-    /// Looks `host` up on the worker thread; `then` runs on the loop with the answer.
-    func resolve(_ host: String, then: @escaping (Answer) -> Void) {
-        ticket += 1
-        waiting = then
-        worker.submit(ticket: ticket) { Self.lookUp(host) }
-    }
-
-    private func deliver() {
-        for (t, answer) in worker.results.take() where t == ticket {
-            let then = waiting
-            waiting = nil
-            then?(answer)
-        }
     }
 
     /// An IPv4 or IPv6 literal: nothing to look up.

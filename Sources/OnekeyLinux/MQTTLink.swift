@@ -63,7 +63,7 @@ public final class MQTTLink {
     private var finalMid: Int32?
     private var onStopped: (() -> Void)?
     /// For a broker given by name: its lookup, off the loop, before each connect attempt.
-    private var resolver: BrokerResolver?
+    private var resolver: LoopWorker<BrokerResolver.Answer>?
     /// The addresses the last lookup gave, for the attempt it was made for.
     private var addresses: [String] = []
 
@@ -126,13 +126,15 @@ public final class MQTTLink {
 
     private func lookUpThenConnect() {
         if resolver == nil {
-            do { resolver = try BrokerResolver(loop: loop) } catch {
+            do { resolver = try LoopWorker(loop: loop) } catch {
                 backoff("cannot start looking up \(endpoint.host): \(error)")
                 return
             }
         }
-        guard let resolver, !resolver.isBusy else { return }
-        resolver.resolve(endpoint.host) { [unowned self] answer in
+        // One lookup at a time: a server that does not answer is not asked twice at once.
+        guard let resolver, resolver.inProgress == 0 else { return }
+        let host = endpoint.host
+        resolver.run({ BrokerResolver.lookUp(host) }) { [unowned self] answer in
             if stopped { finishStop(); return }
             switch answer {
             case .addresses(let list):

@@ -73,3 +73,35 @@ public final class BackgroundWorker<Result: Sendable>: Sendable {
         }
     }
 }
+
+/// A `BackgroundWorker` seen from the event loop: `run` hands a job to the worker thread, and
+/// `then` runs on the loop with its result (delivered through the worker's eventfd mailbox).
+public final class LoopWorker<Result: Sendable> {
+    private let worker: BackgroundWorker<Result>
+    private var waiting: [Int: (Result) -> Void] = [:]
+    private var nextTicket = 0
+    private var source: EventLoop.IO!
+
+    public init(loop: EventLoop) throws(SystemError) {
+        worker = try BackgroundWorker()
+        source = try loop.addIO(fd: worker.results.fd) { [unowned self] _ in deliver() }
+    }
+
+    deinit { source.cancel() }
+
+    /// Runs `job` off the loop; `then` runs on the loop with its result.
+    public func run(_ job: @escaping @Sendable () -> Result, then: @escaping (Result) -> Void) {
+        nextTicket += 1
+        waiting[nextTicket] = then
+        worker.submit(ticket: nextTicket, job)
+    }
+
+    /// Jobs whose results have not come back yet.
+    public var inProgress: Int { waiting.count }
+
+    private func deliver() {
+        for (ticket, result) in worker.results.take() {
+            waiting.removeValue(forKey: ticket)?(result)
+        }
+    }
+}
