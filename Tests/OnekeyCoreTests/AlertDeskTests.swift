@@ -103,10 +103,10 @@ import Testing
         #expect(a.nextStepAt == Self.t0.adding(seconds: 60))
         #expect(Self.pages(o).elementsEqual([("alice", "raised")], by: ==))
         #expect(o.events[0].alertID == a.id)
-        // Published: the alert (retained), its page, then the event and the device (retained).
-        #expect(o.outbox.map(\.topic) == ["onekey/v1/gateways/gw/alerts/\(a.id)", "onekey/v1/members/alice/pages",
+        // Published: the page first, then the alert (retained), the event and the device (retained).
+        #expect(o.outbox.map(\.topic) == ["onekey/v1/members/alice/pages", "onekey/v1/gateways/gw/alerts/\(a.id)",
                                           "onekey/v1/gateways/gw/events", "onekey/v1/gateways/gw/devices/btn"])
-        #expect(o.outbox.map(\.retain) == [true, false, false, true])
+        #expect(o.outbox.map(\.retain) == [false, true, false, true])
         #expect(Set(o.outbox.map(\.key)).count == 4)
     }
 

@@ -22,12 +22,13 @@ public struct DeskOutcome: Sendable {
     /// Alerts in their final state after this input, each once.
     public var alerts: [Alert] = []
     public var devices: [DeviceState] = []
-    /// Alerts' states, in order: published first, so an app that looks up a paged alert finds it.
-    public var alertMessages: [OutboundMessage] = []
-    /// Pages: published right after the alerts' states, before anything else.
+    /// Pages: published first, so the first person paged waits for no other message. Each page
+    /// carries what the responder needs (alert id, kind, resident, location, grid, step).
     public var pageMessages: [OutboundMessage] = []
-    /// The other state messages (events, devices), in order: published after the pages, off the
-    /// path from a press to the first person paged.
+    /// Alerts' states, in order: published right after the pages (an app that subscribes to
+    /// the alert on a page gets the state then, retained or live).
+    public var alertMessages: [OutboundMessage] = []
+    /// The other state messages (events, devices), in order: published last.
     public var messages: [OutboundMessage] = []
     public var notes: [DeskNote] = []
     /// Repeat frames folded into an earlier press.
@@ -45,8 +46,8 @@ public struct DeskOutcome: Sendable {
 
     public var changesState: Bool { !events.isEmpty || !alerts.isEmpty || !devices.isEmpty || !messages.isEmpty || !alertMessages.isEmpty || !pageMessages.isEmpty }
 
-    /// Everything to publish, in publishing order: alerts' states, pages, events and devices.
-    public var outbox: [OutboundMessage] { alertMessages + pageMessages + messages }
+    /// Everything to publish, in publishing order: pages, alerts' states, events and devices.
+    public var outbox: [OutboundMessage] { pageMessages + alertMessages + messages }
 
     mutating func record(_ a: Alert) {
         if let i = alerts.firstIndex(where: { $0.id == a.id }) { alerts[i] = a } else { alerts.append(a) }
