@@ -6,12 +6,14 @@ import OnekeyLinux
 /// What no daemon can beat on this machine: the broker's own publish→receive, and one
 /// write + fdatasync on the filesystem the state directory lives on.
 enum Floors {
-    static func broker(_ broker: Broker, samples: Int) throws -> [Double] {
+    /// Each message published after `idleMicroseconds` of quiet (0: back to back).
+    static func broker(_ broker: Broker, samples: Int, idleMicroseconds: UInt32 = 0) throws -> [Double] {
         let sub = try Subscriber(port: broker.port, topics: ["bench/floor"])
         let publisher = try Subscriber(port: broker.port, topics: [])
         defer { sub.close(); publisher.close() }
         var out = [Double]()
         for i in 0..<samples {
+            if idleMicroseconds > 0 { usleep(idleMicroseconds) }
             let before = sub.count
             let t0 = monotonicNanos()
             try publisher.publish(topic: "bench/floor", payload: Array("{\"n\":\(i)}".utf8))

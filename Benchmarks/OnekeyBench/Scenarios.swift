@@ -92,6 +92,26 @@ enum Scenarios {
                 Double(cpu1 - cpu0) / hz * 1000 / Double(max(1, presses)))
     }
 
+    /// Presses each after half a second of quiet, alternately as they are and after the daemon
+    /// dropped its code mappings (a reload runs what the hourly retention pass runs,
+    /// `CodePages.release`), so that press maps the code it runs back in: (quiet, dropped) latencies.
+    static func pressAfterQuiet(_ d: BenchDaemon, sub: Subscriber, pairs: Int, devices: Int) throws -> (quiet: [Double], dropped: [Double], lost: Int) {
+        var quiet = [Double](), dropped = [Double](), lost = 0
+        for n in 0..<(2 * pairs) {
+            let drop = n % 2 == 1
+            if drop { _ = try d.daemon.control(["cmd": "reload"]) }
+            usleep(500_000)
+            let device = DistrictConfig.deviceID(n % devices)
+            let before = sub.count
+            let t0 = monotonicNanos()
+            try d.pty.write(frame(n % devices))
+            guard let (_, m) = sub.next(after: before, timeout: 5, where: { $0.json?["device"]?.stringValue == device }) else { lost += 1; continue }
+            let ms = Double(m.receivedNanos - t0) / 1e6
+            if drop { dropped.append(ms) } else { quiet.append(ms) }
+        }
+        return (quiet, dropped, lost)
+    }
+
     /// `count` frames from 10 neighbours' addresses that are not enrolled.
     static func unknownFrames(_ d: BenchDaemon, count: Int) throws -> Double {
         let frames0 = try d.counter("frames")

@@ -1,7 +1,7 @@
 // onekey-bench: the real daemon's figures next to the floors of this machine, in one run.
 //
 //   swift build -c release && .build/release/onekey-bench [--quick] [--presses N] [--burst M]
-//       [--repeats K] [--unknown U] [--open-alerts N] [--idle-s S] [--small-devices N] [--district-devices N]
+//       [--repeats K] [--unknown U] [--open-alerts N] [--idle-s S] [--quiet-pairs N] [--small-devices N] [--district-devices N]
 //
 // Floors: the broker's QoS 1 publish→receive, write + fdatasync of one page on the state
 // directory's filesystem (back to back, and each after 0.2 ms asleep as a press finds the
@@ -17,7 +17,7 @@ import OnekeyHarness
 import OnekeyLinux
 
 var presses = 1000, burst = 2000, repeatFrames = 20_000, unknown = 2000, openAlerts = 10_000
-var idleSeconds = 60.0, smallDevices = 1000, districtDevices = 20_000, timerStepS = 20
+var idleSeconds = 60.0, smallDevices = 1000, districtDevices = 20_000, timerStepS = 20, quietPairs = 20
 var args = CommandLine.arguments.dropFirst()
 func number(_ flag: String, _ args: inout ArraySlice<String>) -> Int {
     guard let v = args.popFirst().flatMap({ Int($0) }), v > 0 else { print("onekey-bench: \(flag) needs a positive number"); exit(64) }
@@ -26,17 +26,18 @@ func number(_ flag: String, _ args: inout ArraySlice<String>) -> Int {
 while let a = args.popFirst() {
     switch a {
     case "--quick":
-        presses = 200; burst = 500; repeatFrames = 5000; unknown = 500; openAlerts = 1000; idleSeconds = 5; timerStepS = 5
+        presses = 200; burst = 500; repeatFrames = 5000; unknown = 500; openAlerts = 1000; idleSeconds = 5; timerStepS = 5; quietPairs = 5
     case "--presses": presses = number(a, &args)
     case "--burst": burst = number(a, &args)
     case "--repeats": repeatFrames = number(a, &args)
     case "--unknown": unknown = number(a, &args)
     case "--open-alerts": openAlerts = number(a, &args)
     case "--idle-s": idleSeconds = Double(number(a, &args))
+    case "--quiet-pairs": quietPairs = number(a, &args)
     case "--small-devices": smallDevices = number(a, &args)
     case "--district-devices": districtDevices = number(a, &args)
     default:
-        print("usage: onekey-bench [--quick] [--presses N] [--burst M] [--repeats K] [--unknown U] [--open-alerts N] [--idle-s S] [--small-devices N] [--district-devices N]")
+        print("usage: onekey-bench [--quick] [--presses N] [--burst M] [--repeats K] [--unknown U] [--open-alerts N] [--idle-s S] [--quiet-pairs N] [--small-devices N] [--district-devices N]")
         exit(64)
     }
 }
@@ -80,6 +81,15 @@ do {
     line("  daemon CPU per press", String(format: "%.3f ms (utime + stime, all threads)", p.cpuMsPerPress))
     line("  pages lost", "\(p.lost) of \(presses)")
     line("disk writes per press", String(format: "%.0f bytes (write_bytes delta / presses)", p.bytesPerPress))
+    // The field's usual press comes after a quiet spell, when the disk, the broker and the
+    // daemon's caches have all gone cold: measured against floors taken the same way.
+    let q = try Scenarios.pressAfterQuiet(small, sub: sub, pairs: quietPairs, devices: smallDevices)
+    let quietBroker = try Floors.broker(broker, samples: quietPairs, idleMicroseconds: 500_000)
+    let quietSync = try Floors.fdatasync(directory: try TempDirectory.make("fsync"), samples: quietPairs, idleMicroseconds: 500_000)
+    line("a press after 0.5 s of quiet", percentiles(q.quiet))
+    line("  floors after 0.5 s of quiet", String(format: "broker p50 %.3f ms, fdatasync p50 %.3f ms", median(quietBroker), median(quietSync)))
+    line("  over those floors at p50", String(format: "%.3f ms", median(q.quiet) - median(quietBroker) - median(quietSync)))
+    line("  … after the code pages were dropped", percentiles(q.dropped) + "; lost \(q.lost) (hourly; here by reload)")
     let u = try Scenarios.unknownFrames(small, count: unknown)
     line("disk writes per unknown-address frame", String(format: "%.0f bytes (%d frames, 10 addresses)", u, unknown))
     line("RSS after \(presses) alerts", mib(ProcStats.rssKiB(small.pid)))
