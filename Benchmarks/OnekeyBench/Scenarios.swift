@@ -71,17 +71,24 @@ enum Scenarios {
                            cpuPercent: Double(cpu1 - cpu0) / hz / seconds * 100)
     }
 
+    /// Device `n` pressed once: last byte written → its page received (ms), nil if no page came
+    /// within 5 s.
+    static func press(_ d: BenchDaemon, sub: Subscriber, device n: Int) throws -> Double? {
+        let device = DistrictConfig.deviceID(n)
+        let before = sub.count
+        let t0 = monotonicNanos()
+        try d.pty.write(frame(n))
+        guard let (_, m) = sub.next(after: before, timeout: 5, where: { $0.json?["device"]?.stringValue == device }) else { return nil }
+        return Double(m.receivedNanos - t0) / 1e6
+    }
+
     /// One press at a time, each a new alert on device i % devices: last byte written → page received.
     static func pressLatency(_ d: BenchDaemon, sub: Subscriber, presses: Int, devices: Int) throws -> (latencies: [Double], lost: Int, bytesPerPress: Double, cpuMsPerPress: Double) {
         var latencies = [Double](), lost = 0
         let wb0 = ProcStats.writeBytes(d.pid), cpu0 = ProcStats.cpuTicks(d.pid)
         for n in 0..<presses {
-            let device = DistrictConfig.deviceID(n % devices)
-            let before = sub.count
-            let t0 = monotonicNanos()
-            try d.pty.write(frame(n % devices))
-            guard let (_, m) = sub.next(after: before, timeout: 5, where: { $0.json?["device"]?.stringValue == device }) else { lost += 1; continue }
-            latencies.append(Double(m.receivedNanos - t0) / 1e6)
+            guard let ms = try press(d, sub: sub, device: n % devices) else { lost += 1; continue }
+            latencies.append(ms)
         }
         let cpu1 = ProcStats.cpuTicks(d.pid)
         // Let the PUBACK deletes that belong to these presses land before counting bytes.
@@ -101,12 +108,7 @@ enum Scenarios {
             let drop = n % 2 == 1
             if drop { _ = try d.daemon.control(["cmd": "reload"]) }
             usleep(500_000)
-            let device = DistrictConfig.deviceID(n % devices)
-            let before = sub.count
-            let t0 = monotonicNanos()
-            try d.pty.write(frame(n % devices))
-            guard let (_, m) = sub.next(after: before, timeout: 5, where: { $0.json?["device"]?.stringValue == device }) else { lost += 1; continue }
-            let ms = Double(m.receivedNanos - t0) / 1e6
+            guard let ms = try press(d, sub: sub, device: n % devices) else { lost += 1; continue }
             if drop { dropped.append(ms) } else { quiet.append(ms) }
         }
         return (quiet, dropped, lost)
